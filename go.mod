@@ -1,0 +1,3 @@
+module github.com/keepvs/keepvs
+
+go 1.26.8

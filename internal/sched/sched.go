@@ -1,0 +1,114 @@
+// Package sched holds the LVS schedulers (rr wrr lc wlc sed nq lblc lblcr dh
+// sh mh fo ovf twos) with the Linux kernel's semantics. Schedulers are pure:
+// they read the destinations' weights, connection counts and flags, keep
+// their own tables, and pick one destination for a new connection. They are
+// not safe for concurrent use; the owner of a virtual service (package lvs)
+// serializes calls, as the kernel's per-service locks do.
+package sched
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+
+	"github.com/keepvs/keepvs/internal/clock"
+)
+
+// Dest is what a scheduler sees of a destination (real server). The owner
+// keeps the counters current; a scheduler only reads them.
+type Dest struct {
+	Addr netip.Addr
+	Port uint16
+	// Weight is the current weight; 0 means quiesced: no new connections.
+	Weight int
+	// ActiveConns and InactConns are IPVS's counts (established vs other
+	// states); PersistConns counts persistence templates.
+	ActiveConns  int
+	InactConns   int
+	PersistConns int
+	// Overloaded is IP_VS_DEST_F_OVERLOAD: set by the owner when the upper
+	// threshold is reached, cleared at the lower one.
+	Overloaded bool
+}
+
+func (d *Dest) String() string {
+	return netip.AddrPortFrom(d.Addr, d.Port).String()
+}
+
+// Flow is what a scheduler may hash: the first packet's addresses and ports.
+type Flow struct {
+	Proto   uint8 // IPPROTO_TCP, IPPROTO_UDP, ...
+	Src     netip.Addr
+	SrcPort uint16
+	Dst     netip.Addr
+	DstPort uint16
+}
+
+// Flags are the service's scheduler flags (ipvsadm -b), the kernel's
+// IP_VS_SVC_F_SCHED1..3. Their meaning depends on the scheduler.
+type Flags uint32
+
+const (
+	FlagSched1 Flags = 0x0008 // sh-fallback, mh-fallback
+	FlagSched2 Flags = 0x0010 // sh-port, mh-port
+	FlagSched3 Flags = 0x0020
+
+	SHFallback = FlagSched1
+	SHPort     = FlagSched2
+	MHFallback = FlagSched1
+	MHPort     = FlagSched2
+)
+
+// Scheduler picks destinations for new connections of one virtual service.
+type Scheduler interface {
+	// Name is the kernel's name for the scheduler ("wlc").
+	Name() string
+	// Update is called with the service's whole destination list whenever a
+	// destination is added, edited (weight) or removed: the kernel's
+	// add_dest/upd_dest/del_dest hooks. Pointers stay valid until the next
+	// Update.
+	Update(dests []*Dest)
+	// Schedule returns the destination for a new connection, or nil when
+	// none can take it (the kernel's "no destination available").
+	Schedule(f Flow) *Dest
+}
+
+// Config is what a scheduler is built with.
+type Config struct {
+	Flags Flags
+	// Clock drives lblc/lblcr expiry; default the wall clock.
+	Clock clock.Clock
+	// Rand returns a uniformly random integer in [0, n) for twos; default
+	// math/rand.
+	Rand func(n uint32) uint32
+}
+
+// Factory builds a scheduler.
+type Factory func(Config) Scheduler
+
+// Registry maps scheduler names to factories. main builds it (see
+// Standard); tests may build smaller ones.
+type Registry map[string]Factory
+
+// New builds the named scheduler.
+func (r Registry) New(name string, cfg Config) (Scheduler, error) {
+	f, ok := r[name]
+	if !ok {
+		return nil, fmt.Errorf("unknown scheduler %q (known: %s)", name, strings.Join(r.Names(), " "))
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
+	}
+	return f(cfg), nil
+}
+
+// Names lists the registered schedulers, sorted.
+func (r Registry) Names() []string {
+	names := make([]string, 0, len(r))
+	for n := range r {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
