@@ -21,7 +21,7 @@ type FileSystem interface {
 // OSFS reads the real filesystem.
 type OSFS struct{}
 
-func (OSFS) ReadFile(name string) ([]byte, error)   { return os.ReadFile(name) }
+func (OSFS) ReadFile(name string) ([]byte, error)  { return os.ReadFile(name) }
 func (OSFS) Glob(pattern string) ([]string, error) { return filepath.Glob(pattern) }
 
 // Options control how a configuration is read.

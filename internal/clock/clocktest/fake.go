@@ -30,9 +30,9 @@ func (f *Fake) Now() time.Time {
 }
 
 type fakeTimer struct {
-	f    *Fake
-	when time.Time
-	seq  int
+	f      *Fake
+	when   time.Time
+	seq    int
 	fn     func()
 	live   bool
 	queued bool // in f.timers
