@@ -8,12 +8,12 @@ import (
 
 // Checker defaults of keepalived.conf(5).
 const (
-	defaultConnectTimeout   = 5 * time.Second
-	defaultRetry            = 1
-	defaultHTTPRetryDelay   = 3 * time.Second
-	defaultOtherRetryDelay  = 1 * time.Second
-	defaultDNSRetry         = 3
-	defaultMiscRetry        = 0
+	defaultConnectTimeout  = 5 * time.Second
+	defaultRetry           = 1
+	defaultHTTPRetryDelay  = 3 * time.Second
+	defaultOtherRetryDelay = 1 * time.Second
+	defaultDNSRetry        = 3
+	defaultMiscRetry       = 0
 )
 
 // finishLVS fills the defaults that depend on other settings (cascading

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/keepvs/keepvs/internal/clock"
 )
@@ -33,7 +34,15 @@ type Dest struct {
 }
 
 func (d *Dest) String() string {
-	return netip.AddrPortFrom(d.Addr, d.Port).String()
+	return d.key().String()
+}
+
+// key is what identifies a destination within its service across Updates,
+// as the kernel's ip_vs_lookup_dest does: a destination removed and added
+// again comes back from the kernel's trash as the same struct, so tables
+// that remember it (lblc, lblcr, mh's last weight) find it again.
+func (d *Dest) key() netip.AddrPort {
+	return netip.AddrPortFrom(d.Addr, d.Port)
 }
 
 // Flow is what a scheduler may hash: the first packet's addresses and ports.
@@ -66,8 +75,13 @@ type Scheduler interface {
 	Name() string
 	// Update is called with the service's whole destination list whenever a
 	// destination is added, edited (weight) or removed: the kernel's
-	// add_dest/upd_dest/del_dest hooks. Pointers stay valid until the next
-	// Update.
+	// add_dest/upd_dest/del_dest hooks, so once per change, as the kernel
+	// calls them (wrr's current weight depends on the steps). The list is in
+	// the kernel's order (svc->destinations): a destination added later
+	// comes first, because ip_vs_ctl.c adds with list_add_rcu at the head;
+	// rr, wrr, the least-connection ties, dh, sh and mh all depend on it.
+	// Weight is never negative (the kernel answers -ERANGE). Pointers stay
+	// valid until the next Update.
 	Update(dests []*Dest)
 	// Schedule returns the destination for a new connection, or nil when
 	// none can take it (the kernel's "no destination available").
@@ -80,8 +94,12 @@ type Config struct {
 	// Clock drives lblc/lblcr expiry; default the wall clock.
 	Clock clock.Clock
 	// Rand returns a uniformly random integer in [0, n) for twos; default
-	// math/rand.
+	// math/rand/v2.
 	Rand func(n uint32) uint32
+	// Expiration is the lblc_expiration or lblcr_expiration sysctl: how
+	// long an unused lblc entry, or an unchanged lblcr set with more than
+	// one member, is kept. Zero means the kernel's default, 24h.
+	Expiration time.Duration
 }
 
 // Factory builds a scheduler.
