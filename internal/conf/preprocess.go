@@ -271,18 +271,25 @@ func (p *preprocessor) emit(l line) {
 		p.stopped = true
 		return
 	}
-	toks := tokenize(l, &p.diags)
-	if len(toks) > 0 && toks[0].kind == tokWord {
-		switch kw := toks[0].word.Text; kw {
-		case "include", "includer", "includem", "includew", "includeb", "includea":
-			if len(toks) != 2 || toks[1].kind != tokWord {
-				p.diags.Errorf(toks[0].word.Pos, kw, "takes exactly one file name or pattern")
+	if kw, arg, ok := includeLine(l); ok {
+		// Braces belong to the pattern here ({a,b} alternatives): an
+		// unquoted argument is taken as written.
+		w := Word{Text: arg.text, Pos: arg.posAt(0)}
+		if strings.HasPrefix(arg.text, "\"") || strings.HasPrefix(arg.text, "'") {
+			words := tokenize(arg, &p.diags)
+			if len(words) != 1 || words[0].kind != tokWord {
+				p.diags.Errorf(l.posAt(0), kw, "takes exactly one file name or pattern")
 				return
 			}
-			p.includePattern(toks[1].word, kw, l.pwd)
+			w = words[0].word
+		} else if arg.text == "" || strings.ContainsAny(arg.text, " \t") {
+			p.diags.Errorf(l.posAt(0), kw, "takes exactly one file name or pattern")
 			return
 		}
+		p.includePattern(w, kw, l.pwd)
+		return
 	}
+	toks := tokenize(l, &p.diags)
 	p.toks = append(p.toks, toks...)
 	p.toks = append(p.toks, token{kind: tokEOL})
 }
@@ -323,6 +330,20 @@ func (p *preprocessor) includePattern(w Word, kw, pwd string) {
 			p.diags.Errorf(w.Pos, kw, "%q matches no file", w.Text)
 		}
 	}
+}
+
+// includeLine recognises "include PATTERN" and its variants, returning the
+// keyword and the rest of the line.
+func includeLine(l line) (string, line, bool) {
+	end := strings.IndexAny(l.text, " \t")
+	if end < 0 {
+		end = len(l.text)
+	}
+	switch kw := l.text[:end]; kw {
+	case "include", "includer", "includem", "includew", "includeb", "includea":
+		return kw, l.slice(end, len(l.text)).trim(), true
+	}
+	return "", line{}, false
 }
 
 func hasGlobMeta(s string) bool { return strings.ContainsAny(s, "*?[") }

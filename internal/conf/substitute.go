@@ -5,9 +5,13 @@ import (
 	"strings"
 )
 
-// maxSubstitutions bounds the replacements made in one line, so a parameter
-// defined in terms of itself stops with an error instead of growing forever.
-const maxSubstitutions = 10000
+// maxSubstitutions and maxLineBytes bound the replacements made in one line,
+// so a parameter defined in terms of itself stops with an error instead of
+// growing forever.
+const (
+	maxSubstitutions = 1000
+	maxLineBytes     = 1 << 20
+)
 
 // substitute replaces $NAME (followed by a blank or the end of the line) and
 // ${NAME} with their values, rescanning what it inserted, so values may use
@@ -46,7 +50,7 @@ func (p *preprocessor) substitute(l line, depth int) ([]line, bool) {
 			continue
 		}
 		count++
-		if count > maxSubstitutions || len(l.text) > p.opt.MaxBytes {
+		if count > maxSubstitutions || len(l.text) > maxLineBytes {
 			p.diags.Errorf(at, "", "parameter $%s expands without end (does it refer to itself?)", name)
 			return nil, true
 		}
