@@ -120,6 +120,7 @@ func TestParse(t *testing.T) {
 		{"seq zero step", "~SEQ(N, 1, 0, 5) x\n", "", "t.conf:1:1: ~SEQ: step must not be 0"},
 		{"lst mismatch", "~LST({A,B}, {1}) x\n", "", "t.conf:1:1: ~LST: {1} has 1 values for 2 names"},
 		{"seq var scoped", "~SEQ(N, 1) a $N\nb $N\n", "a 1; b $N", ""},
+		{"nbsp", "priority\u00a0\u00a090\n", "priority 90", "t.conf:1:9: non-breaking space (U+00A0) where a plain space belongs; keepalived reads it as part of the word\nt.conf:1:11: non-breaking space (U+00A0) where a plain space belongs; keepalived reads it as part of the word"},
 		{"crlf", "a 1\r\nb {\r\n c 2\r\n}\r\n", "a 1; b {c 2}", ""},
 		{"unresolved braces stay a word", "x a${NOPE}b\n", "x a${NOPE}b", "t.conf:1:4: warning: parameter ${NOPE} is not defined; left as written"},
 	}

@@ -30,6 +30,12 @@ func tokenize(l line, diags *Diagnostics) []token {
 		switch {
 		case isBlank(c):
 			i++
+		case isNBSP(s, i):
+			// Pasted from a web page: keepalived would read "priority\u00a090"
+			// as one unknown keyword. Say what it is, and read on as if it
+			// were a space so one paste gives one error.
+			diags.Errorf(l.posAt(i), "", "non-breaking space (U+00A0) where a plain space belongs; keepalived reads it as part of the word")
+			i += 2
 		case c == '{':
 			toks = append(toks, token{kind: tokOpen, word: Word{Text: "{", Pos: l.posAt(i)}})
 			i++
@@ -52,7 +58,7 @@ func lexWord(l line, start int, diags *Diagnostics) (Word, int) {
 	i := start
 	for i < len(s) {
 		c := s[i]
-		if isBlank(c) || c == '{' || c == '}' {
+		if isBlank(c) || c == '{' || c == '}' || isNBSP(s, i) {
 			break
 		}
 		switch c {
@@ -148,3 +154,6 @@ func hexVal(c byte) int {
 	}
 	return int(c-'A') + 10
 }
+
+// isNBSP reports whether s[i:] starts with U+00A0 in UTF-8.
+func isNBSP(s string, i int) bool { return i+1 < len(s) && s[i] == 0xc2 && s[i+1] == 0xa0 }

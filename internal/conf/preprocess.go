@@ -87,6 +87,9 @@ type preprocessor struct {
 	lines    int
 	bytes    int
 	stopped  bool // a limit was hit; stop producing
+	// substBytes counts the text rewritten by substitution, to bound the
+	// work a self-multiplying parameter can cause.
+	substBytes int
 }
 
 // ParseFile reads the configuration at path, following includes.

@@ -10,7 +10,7 @@ import (
 // growing forever.
 const (
 	maxSubstitutions = 1000
-	maxLineBytes     = 1 << 20
+	maxLineBytes     = 64 << 10
 )
 
 // substitute replaces $NAME (followed by a blank or the end of the line) and
@@ -50,8 +50,14 @@ func (p *preprocessor) substitute(l line, depth int) ([]line, bool) {
 			continue
 		}
 		count++
+		p.substBytes += len(l.text)
 		if count > maxSubstitutions || len(l.text) > maxLineBytes {
 			p.diags.Errorf(at, "", "parameter $%s expands without end (does it refer to itself?)", name)
+			return nil, true
+		}
+		if p.substBytes > 4*p.opt.MaxBytes {
+			p.diags.Errorf(at, "", "parameter substitution produced more than %d bytes; stopped reading here", 4*p.opt.MaxBytes)
+			p.stopped = true
 			return nil, true
 		}
 		// Rescan from i: the inserted value may itself hold parameters.

@@ -3,6 +3,7 @@ package model
 import (
 	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -135,9 +136,10 @@ type VirtualServer struct {
 
 	// PersistenceTimeout is 0 when the service is not persistent.
 	PersistenceTimeout Duration `json:"persistence_timeout,omitempty"`
-	// PersistenceGranularity is the persistence netmask as a prefix length
-	// (ipvsadm -M); 0 means the default (/32 or /128).
-	PersistenceGranularity int    `json:"persistence_granularity,omitempty"`
+	// PersistenceGranularity is the persistence netmask (ipvsadm -M): a
+	// dotted IPv4 mask ("255.255.255.0") or an IPv6 prefix length ("64");
+	// "" means the default (/32 or /128).
+	PersistenceGranularity string `json:"persistence_granularity,omitempty"`
 	PersistenceEngine      string `json:"persistence_engine,omitempty"`
 
 	DelayLoop Duration `json:"delay_loop"`
@@ -212,7 +214,9 @@ const (
 	defaultDelayLoop          = 60 * time.Second
 	defaultPersistenceTimeout = 360 * time.Second // "default 6 minutes", as ipvsadm -p
 	defaultScheduler          = "wlc"
+	maxPersistenceTimeout     = 2678400 // 31 days: keepalived's and the kernel's limit
 	maxTimer                  = 24 * 365 * time.Hour
+	maxConnectTimeout         = 4294967295 * time.Microsecond // keepalived's limit
 )
 
 func defaultLVS() LVS { return LVS{} }
@@ -412,7 +416,7 @@ func (b *builder) virtualServer(n *conf.Node) *VirtualServer {
 		}
 		vs.Addr = a
 		if len(args) == 2 {
-			if vs.Port, ok = b.port(n, args[1], 0); !ok {
+			if vs.Port, ok = b.port(n, args[1], 1); !ok {
 				return nil
 			}
 		}
@@ -483,7 +487,7 @@ func (b *builder) forward(n *conf.Node) (Forward, bool) {
 // real_server and checkers; get returns where to store them.
 func timingKeywords[T any](t table[T], get func(*T) *Timing) {
 	t["connect_timeout"] = kw[T]{fn: func(b *builder, x *T, n *conf.Node) {
-		if d, ok := b.timerArg(n, time.Millisecond, maxTimer); ok {
+		if d, ok := b.timerArg(n, time.Microsecond, maxConnectTimeout); ok {
 			get(x).ConnectTimeout = &d
 		}
 	}}
@@ -505,7 +509,7 @@ func timingKeywords[T any](t table[T], get func(*T) *Timing) {
 		}
 	}}
 	t["delay_loop"] = kw[T]{fn: func(b *builder, x *T, n *conf.Node) {
-		if d, ok := b.timerArg(n, time.Millisecond, maxTimer); ok {
+		if d, ok := b.timerArg(n, time.Microsecond, maxTimer); ok {
 			get(x).DelayLoop = &d
 		}
 	}}
@@ -541,16 +545,24 @@ func vsTable() table[VirtualServer] {
 				return
 			}
 			vs.PersistenceTimeout = Duration(defaultPersistenceTimeout)
-			if len(n.Args()) == 1 {
-				if v, ok := b.integer(n, n.Args()[0], 0, 1<<31-1); ok {
-					vs.PersistenceTimeout = Duration(time.Duration(v) * time.Second)
-				}
+			if len(n.Args()) == 0 {
+				return
+			}
+			if w := n.Args()[0]; w.Text == "0" {
+				// keepalived 1.x read 0 as "not persistent"; 2.2 rejects it
+				// and runs the service without persistence all the same.
+				vs.PersistenceTimeout = 0
+				b.warnf(w.Pos, n.Keyword(), "0 means no persistence; keepalived 2.2 rejects it: leave the line out")
+				return
+			}
+			if v, ok := b.integer(n, n.Args()[0], 1, maxPersistenceTimeout); ok {
+				vs.PersistenceTimeout = Duration(time.Duration(v) * time.Second)
 			}
 		}},
 		"persistence_granularity": {fn: func(b *builder, vs *VirtualServer, n *conf.Node) {
 			if w, ok := b.arg(n); ok {
-				if bits, ok := b.netmask(n, w); ok {
-					vs.PersistenceGranularity = bits
+				if m, ok := b.netmask(n, w); ok {
+					vs.PersistenceGranularity = m
 				}
 			}
 		}},
@@ -577,12 +589,12 @@ func vsTable() table[VirtualServer] {
 			}
 		}},
 		"quorum": {fn: func(b *builder, vs *VirtualServer, n *conf.Node) {
-			if v, ok := b.intArg(n, 1, 1<<31-1); ok {
+			if v, ok := b.intArg(n, 1, 1<<32-1); ok {
 				vs.Quorum = int(v)
 			}
 		}},
 		"hysteresis": {fn: func(b *builder, vs *VirtualServer, n *conf.Node) {
-			if v, ok := b.intArg(n, 0, 1<<31-1); ok {
+			if v, ok := b.intArg(n, 0, 1<<32-1); ok {
 				vs.Hysteresis = int(v)
 			}
 		}},
@@ -674,27 +686,24 @@ func vsTable() table[VirtualServer] {
 }
 
 // netmask reads a persistence netmask: a dotted IPv4 mask, or a prefix
-// length (IPv6's form for ipvsadm -M).
-func (b *builder) netmask(n *conf.Node, w conf.Word) (int, bool) {
+// length (IPv6's form for ipvsadm -M). The kernel ANDs the client address
+// with the mask, so a non-contiguous IPv4 mask works; it is almost always a
+// typo, so it is worth a warning.
+func (b *builder) netmask(n *conf.Node, w conf.Word) (string, bool) {
 	if a, err := netip.ParseAddr(w.Text); err == nil && a.Is4() {
 		v := a.As4()
 		m := uint32(v[0])<<24 | uint32(v[1])<<16 | uint32(v[2])<<8 | uint32(v[3])
-		bits := 0
-		for bits < 32 && m&(1<<(31-bits)) != 0 {
-			bits++
-		}
-		if bits < 32 && m<<bits != 0 {
-			b.errorf(w.Pos, n.Keyword(), "%s is not a contiguous netmask", w.Text)
-			return 0, false
-		}
-		if bits == 0 {
+		if m == 0 {
 			b.errorf(w.Pos, n.Keyword(), "netmask 0.0.0.0 would make every client one")
-			return 0, false
+			return "", false
 		}
-		return bits, true
+		if m|(m-1) != 0xffffffff && m != 0xffffffff {
+			b.warnf(w.Pos, n.Keyword(), "%s is not a contiguous netmask; the kernel will AND client addresses with it as written", w.Text)
+		}
+		return a.String(), true
 	}
 	v, ok := b.integer(n, w, 1, 128)
-	return int(v), ok
+	return strconv.FormatInt(v, 10), ok
 }
 
 // serverAddr reads "ADDR [PORT]" for real_server and sorry_server.
@@ -727,7 +736,7 @@ func (b *builder) realServer(n *conf.Node) *RealServer {
 func rsTable() table[RealServer] {
 	t := table[RealServer]{
 		"weight": {fn: func(b *builder, rs *RealServer, n *conf.Node) {
-			if v, ok := b.intArg(n, 0, 65535); ok {
+			if v, ok := b.intArg(n, 0, 1<<31-1); ok {
 				rs.Weight = int(v)
 			}
 		}},

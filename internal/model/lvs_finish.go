@@ -3,6 +3,7 @@ package model
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -75,8 +76,10 @@ func (c *Config) finishVirtualServer(b *builder, vs *VirtualServer, groups map[s
 	if vs.Hysteresis > 0 && vs.Hysteresis >= vs.Quorum {
 		b.warnf(vs.Pos, "hysteresis", "%s: hysteresis %d is not below quorum %d, so quorum can never be lost", name, vs.Hysteresis, vs.Quorum)
 	}
-	if vs.Addr.IsValid() && vs.PersistenceGranularity > vs.Addr.BitLen() {
-		b.errorf(vs.Pos, "persistence_granularity", "%s: /%d is longer than an %s address", name, vs.PersistenceGranularity, family(vs.Addr))
+	if g := vs.PersistenceGranularity; g != "" && vs.Addr.IsValid() {
+		if dotted := strings.Contains(g, "."); dotted != vs.Addr.Is4() {
+			b.errorf(vs.Pos, "persistence_granularity", "%s: %s is not a %s netmask (IPv4: a dotted mask; IPv6: a prefix length)", name, g, family(vs.Addr))
+		}
 	}
 	if vs.SorryServer != nil {
 		vs.SorryServer.Forward = vs.Forward
