@@ -1,9 +1,11 @@
 // Package sched holds the LVS schedulers (rr wrr lc wlc sed nq lblc lblcr dh
-// sh mh fo ovf twos) with the Linux kernel's semantics. Schedulers are pure:
-// they read the destinations' weights, connection counts and flags, keep
-// their own tables, and pick one destination for a new connection. They are
-// not safe for concurrent use; the owner of a virtual service (package lvs)
-// serializes calls, as the kernel's per-service locks do.
+// sh mh fo ovf twos) with the Linux kernel's semantics; Standard builds the
+// registry of all of them. Schedulers are pure: they read the destinations'
+// weights, connection counts and flags (lblc and lblcr also the Clock, for
+// expiry), keep their own tables, and pick one destination for a new
+// connection. They start no goroutines and are not safe for concurrent use;
+// the owner of a virtual service (package lvs) serializes calls, as the
+// kernel's per-service locks do.
 package sched
 
 import (

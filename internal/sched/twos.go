@@ -34,13 +34,12 @@ func (s *twoChoices) Schedule(Flow) *Dest {
 	if choice1 == nil {
 		return nil
 	}
-	// The kernel draws in [0, total]: random % (total + 1).
+	// The kernel draws in [0, total], random % (total + 1), and takes the
+	// first destination at which the running sum of weights reaches the
+	// draw; so the first one is drawn with weight+1 chances in total+1.
 	r1 := int(s.rand(uint32(total + 1)))
 	r2 := int(s.rand(uint32(total + 1)))
 
-	// A draw of exactly total is never reached by the walk below; the
-	// kernel then keeps choice1 as the last usable destination with
-	// weight1 = -1 and overhead1 = 0, or no choice2 at all.
 	weight1, weight2 := int64(-1), int64(-1)
 	var overhead1, overhead2 int64
 	for _, d := range s.dests {

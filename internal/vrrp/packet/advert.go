@@ -82,7 +82,8 @@ func (f Family) has(a netip.Addr) bool {
 	case IPv4:
 		return a.Is4()
 	case IPv6:
-		return a.Is6() && !a.Is4In6()
+		// A v4-mapped address is 16 bytes on the wire like any other.
+		return a.Is6()
 	}
 	return false
 }
@@ -157,16 +158,16 @@ func (a *Advert) SetAdvertInterval(d time.Duration) error {
 
 // AdvertIntFor converts d to the raw interval field of the given version.
 func AdvertIntFor(version uint8, d time.Duration) (uint16, error) {
-	unit, max := time.Duration(0), 0
+	unit, limit := time.Duration(0), 0
 	switch version {
 	case 2:
-		unit, max = time.Second, MaxAdvertIntV2
+		unit, limit = time.Second, MaxAdvertIntV2
 	case 3:
-		unit, max = 10*time.Millisecond, MaxAdvertIntV3
+		unit, limit = 10*time.Millisecond, MaxAdvertIntV3
 	default:
 		return 0, fmt.Errorf("advert interval: version %d: %w", version, ErrVersion)
 	}
-	if d <= 0 || d%unit != 0 || d/unit > time.Duration(max) {
+	if d <= 0 || d%unit != 0 || d/unit > time.Duration(limit) {
 		return 0, fmt.Errorf("advert interval %v for VRRPv%d: %w", d, version, ErrInterval)
 	}
 	return uint16(d / unit), nil
@@ -357,7 +358,13 @@ func (a *Advert) AppendTo(b []byte, o EncodeOptions) ([]byte, error) {
 	}
 	b = append(b, 0, 0) // checksum, computed below
 	for _, ip := range a.Addrs {
-		b = append(b, ip.AsSlice()...)
+		if fam == IPv4 {
+			a4 := ip.As4()
+			b = append(b, a4[:]...)
+		} else {
+			a16 := ip.As16()
+			b = append(b, a16[:]...)
+		}
 	}
 	if a.Version == 2 {
 		b = append(b, a.AuthData[:]...)
@@ -365,7 +372,7 @@ func (a *Advert) AppendTo(b []byte, o EncodeOptions) ([]byte, error) {
 	msg := b[start:]
 	var ck uint16
 	if pseudo {
-		ck = checksumPseudo(msg, o.Src, o.Dst)
+		ck = checksumPseudo(msg, fam, o.Src, o.Dst)
 	} else {
 		ck = checksum(msg)
 	}

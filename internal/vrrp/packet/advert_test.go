@@ -202,6 +202,8 @@ func TestRoundTrip(t *testing.T) {
 			Addrs: []netip.Addr{vip4}}, EncodeOptions{Family: IPv4, V3ChecksumAsV2: true}},
 		{"v3 ipv6", Advert{Version: 3, Type: 1, VRID: 4, Priority: 100, AdvertInt: 100,
 			Addrs: []netip.Addr{vip6, vip6b}}, EncodeOptions{Family: IPv6, Src: src6, Dst: GroupIPv6}},
+		{"v3 ipv6 v4-mapped address", Advert{Version: 3, Type: 1, VRID: 4, Priority: 100, AdvertInt: 100,
+			Addrs: []netip.Addr{netip.MustParseAddr("::ffff:10.0.0.1")}}, EncodeOptions{Family: IPv6, Src: src6, Dst: GroupIPv6}},
 		{"v3 ipv6 no vips", Advert{Version: 3, Type: 1, VRID: 4, Priority: 100, AdvertInt: 100},
 			EncodeOptions{Family: IPv6, Src: src6, Dst: peer6}},
 	}

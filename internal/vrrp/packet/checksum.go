@@ -10,16 +10,20 @@ type ChecksumOptions struct {
 	// Src and Dst are the IP addresses of the pseudo header. With neither
 	// set the checksum covers the message alone (VRRPv2, or VRRPv3 with
 	// v3_checksum_as_v2); set, they add an IPv4 pseudo header (RFC 768
-	// layout) or an IPv6 one (RFC 8200 section 8.1) with next header 112.
+	// layout) when Src is IPv4, else an IPv6 one (RFC 8200 section 8.1),
+	// with protocol / next header 112. A v4-mapped Src counts as IPv6.
 	Src, Dst netip.Addr
 }
 
 // Checksum is the VRRP checksum of msg as it should appear in bytes 6-7,
 // computed as if those bytes were zero, so it can check a received message
-// without touching it. Src and Dst must be of one family or both unset.
+// without touching it.
 func Checksum(msg []byte, o ChecksumOptions) uint16 {
-	if o.Src.IsValid() || o.Dst.IsValid() {
-		return checksumPseudo(msg, o.Src, o.Dst)
+	switch {
+	case o.Src.Is4():
+		return checksumPseudo(msg, IPv4, o.Src, o.Dst)
+	case o.Src.IsValid() || o.Dst.IsValid():
+		return checksumPseudo(msg, IPv6, o.Src, o.Dst)
 	}
 	return checksum(msg)
 }
@@ -30,19 +34,17 @@ func checksum(msg []byte) uint16 {
 	return fold(sumMsg(0, msg))
 }
 
-// checksumPseudo adds the pseudo header of src and dst, an IPv4 one when src
-// is IPv4. An unset address contributes nothing, which makes the result
-// wrong rather than panicking; callers check the family first.
-func checksumPseudo(msg []byte, src, dst netip.Addr) uint16 {
-	var s uint32
-	if src.Unmap().Is4() {
-		s = sumBytes(s, src.Unmap().AsSlice())
-		s = sumBytes(s, dst.Unmap().AsSlice())
+// checksumPseudo adds the pseudo header of fam for src and dst. An address
+// of the other family or unset contributes its bytes as AsSlice gives them,
+// which makes the result wrong rather than panicking; callers check the
+// family first.
+func checksumPseudo(msg []byte, fam Family, src, dst netip.Addr) uint16 {
+	s := sumBytes(0, src.AsSlice())
+	s = sumBytes(s, dst.AsSlice())
+	if fam == IPv4 {
 		s += Protocol                  // zero byte, then protocol
 		s += uint32(len(msg)) & 0xffff // 16-bit length
 	} else {
-		s = sumBytes(s, src.AsSlice())
-		s = sumBytes(s, dst.AsSlice())
 		l := uint32(len(msg))
 		s += l>>16 + l&0xffff // 32-bit upper-layer length
 		s += Protocol         // three zero bytes, then next header

@@ -2,6 +2,7 @@ package packet
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
@@ -49,20 +50,13 @@ func fuzzExpect(flags, ttl uint8) (*Expect, RecvMeta) {
 // checks that an accepted advert decodes to the same thing and encodes back
 // to the same bytes.
 func FuzzValidate(f *testing.F) {
-	for _, s := range validateSeeds(f) {
-		f.Add(s.data, s.ttl, s.flags)
-	}
+	// The seeds are the files under testdata/fuzz/FuzzValidate.
 	f.Fuzz(func(t *testing.T, data []byte, ttl, flags uint8) {
-		want, meta := fuzzExpect(flags, ttl)
-		payload := data
+		payload, meta, want, r := fuzzInput(data, ttl, flags)
 		var st Stats
-		if flags&4 != 0 && want.Family == IPv4 {
-			m, p, r := SplitIPv4(data)
-			if r != DropNone {
-				st.Count(&Advert{}, r)
-				return
-			}
-			meta, payload = m, p
+		if r != DropNone {
+			st.Count(&Advert{}, r)
+			return
 		}
 		a, r := Validate(payload, meta, want)
 		if r >= numReasons {
@@ -106,12 +100,40 @@ func FuzzValidate(f *testing.F) {
 	})
 }
 
+// fuzzInput turns a FuzzValidate input into Validate's arguments: flag
+// bit 2 passes data through SplitIPv4 (whose refusal is r), bit 6 puts the
+// right checksum in so that mutations reach the checks after it.
+func fuzzInput(data []byte, ttl, flags uint8) (payload []byte, meta RecvMeta, want *Expect, r DropReason) {
+	want, meta = fuzzExpect(flags, ttl)
+	payload = data
+	if flags&4 != 0 && want.Family == IPv4 {
+		if meta, payload, r = SplitIPv4(data); r != DropNone {
+			return nil, meta, want, r
+		}
+	}
+	if flags&64 != 0 && len(payload) >= HeaderLen {
+		payload = bytes.Clone(payload)
+		binary.BigEndian.PutUint16(payload[6:], fuzzChecksum(payload, meta, want))
+	}
+	return payload, meta, want, DropNone
+}
+
+// fuzzChecksum is the checksum want expects on payload.
+func fuzzChecksum(payload []byte, meta RecvMeta, want *Expect) uint16 {
+	if payload[0]>>4 != 3 || want.Family == IPv4 && want.V3ChecksumAsV2 {
+		return Checksum(payload, ChecksumOptions{})
+	}
+	o := ChecksumOptions{Src: meta.Src, Dst: meta.Dst}
+	if want.OldUnicastChecksum && want.Unicast && want.Family == IPv4 {
+		o.Dst = GroupIPv4
+	}
+	return Checksum(payload, o)
+}
+
 // FuzzDecode checks that Decode either fails with one of its sentinel
 // errors or yields an advert that encodes back to the same fields.
 func FuzzDecode(f *testing.F) {
-	for _, s := range decodeSeeds(f) {
-		f.Add(s.data, s.v6)
-	}
+	// The seeds are the files under testdata/fuzz/FuzzDecode.
 	f.Fuzz(func(t *testing.T, data []byte, v6 bool) {
 		fam, o := IPv4, EncodeOptions{Family: IPv4, Src: src4, Dst: GroupIPv4}
 		if v6 {
@@ -159,31 +181,39 @@ type validateSeed struct {
 	name       string
 	data       []byte
 	ttl, flags uint8
+	r          DropReason // what Validate says, so the seeds reach both sides
 }
 
 func validateSeeds(t testing.TB) []validateSeed {
 	ip := func(b []byte) []byte { return ipv4Packet(src4, GroupIPv4, 255, Protocol, b) }
 	v3two := craft(t, Advert{Version: 3, Type: 1, VRID: 51, Priority: 100, AdvertInt: 100,
 		Addrs: []netip.Addr{vip4, vip4b}}, encUni4, nil)
+	v3twoMcast := craft(t, Advert{Version: 3, Type: 1, VRID: 51, Priority: 100, AdvertInt: 100,
+		Addrs: []netip.Addr{vip4b, vip4}}, enc4, nil)
 	return []validateSeed{
-		{"keepalived-v2", goldenV2, 255, 0},
-		{"keepalived-v2-ip", ip(goldenV2), 0, 4},
-		{"v2-prio0", craft(t, func() Advert { a := advertV2(); a.Priority = 0; return a }(), enc4, nil), 255, 0},
-		{"v2-bad-password", craft(t, func() Advert { a := advertV2(); a.AuthData = PassAuthData("2222"); return a }(), enc4, nil), 255, 0},
-		{"v2-ttl-254", goldenV2, 254, 0},
-		{"keepalived-v3", goldenV3, 255, 1},
-		{"keepalived-v3-ip", ip(goldenV3), 0, 5},
-		{"v3-as-v2", craft(t, advertV3(), EncodeOptions{Family: IPv4, V3ChecksumAsV2: true}, nil), 255, 1 | 16},
-		{"v3-reserved-bits", craft(t, advertV3(), enc4, func(b []byte) { b[4] |= 0xf0 }), 255, 1},
-		{"v3-ipv6", craft(t, advertV3v6(), enc6, nil), 255, 2},
-		{"v3-ipv6-no-hoplimit", craft(t, advertV3v6(), enc6, nil), 0, 2},
-		{"v3-unicast", v3two, 64, 3},
+		{"keepalived-v2", goldenV2, 255, 0, DropNone},
+		{"keepalived-v2-ip", ip(goldenV2), 0, 4, DropNone},
+		{"v2-prio0", craft(t, func() Advert { a := advertV2(); a.Priority = 0; return a }(), enc4, nil), 255, 0, DropNone},
+		{"v2-bad-password", craft(t, func() Advert { a := advertV2(); a.AuthData = PassAuthData("2222"); return a }(), enc4, nil), 255, 0, DropAuthFailure},
+		{"v2-ttl-254", goldenV2, 254, 0, DropTTL},
+		{"keepalived-v3", goldenV3, 255, 1, DropNone},
+		{"keepalived-v3-ip", ip(goldenV3), 0, 5, DropNone},
+		{"v3-as-v2", craft(t, advertV3(), EncodeOptions{Family: IPv4, V3ChecksumAsV2: true}, nil), 255, 1 | 16, DropNone},
+		{"v3-reserved-bits", craft(t, advertV3(), enc4, func(b []byte) { b[4] |= 0xf0 }), 255, 1, DropNone},
+		{"v3-ipv6", craft(t, advertV3v6(), enc6, nil), 255, 2, DropNone},
+		{"v3-ipv6-no-hoplimit", craft(t, advertV3v6(), enc6, nil), 0, 2, DropNone},
+		{"v3-unicast", v3two, 64, 3, DropNone},
 		{"v3-unicast-old-checksum", craft(t, Advert{Version: 3, Type: 1, VRID: 51, Priority: 100, AdvertInt: 100,
-			Addrs: []netip.Addr{vip4, vip4b}}, enc4, nil), 64, 3 | 32},
-		{"v3-skip-addr-check", v3two, 255, 1 | 8},
-		{"ah", ipv4Packet(src4, GroupIPv4, 255, 51, goldenV2), 255, 4},
-		{"truncated", goldenV2[:7], 255, 0},
-		{"empty", nil, 255, 0},
+			Addrs: []netip.Addr{vip4, vip4b}}, enc4, nil), 64, 3 | 32, DropNone},
+		{"v3-skip-addr-check", v3twoMcast, 255, 1 | 8, DropNone},
+		{"ah", ipv4Packet(src4, GroupIPv4, 255, 51, goldenV2), 255, 4, DropAuthAH},
+		{"truncated", goldenV2[:7], 255, 0, DropTooShort},
+		{"empty", nil, 255, 0, DropTooShort},
+		{"fix-checksum-vip-missing", craft(t, Advert{Version: 3, Type: 1, VRID: 51, Priority: 100, AdvertInt: 100,
+			Addrs: []netip.Addr{vip4b}}, enc4, func(b []byte) { b[7]++ }), 255, 1 | 64, DropAddrList},
+		{"fix-checksum-v2", func() []byte { b := bytes.Clone(goldenV2); b[6], b[7] = 0, 0; return b }(), 255, 64, DropNone},
+		{"fix-checksum-unicast-src", craft(t, Advert{Version: 3, Type: 1, VRID: 51, Priority: 100, AdvertInt: 100,
+			Addrs: []netip.Addr{vip4, vip4b}}, EncodeOptions{Family: IPv4, Src: peer4, Dst: peer4}, nil), 64, 3 | 64, DropNone},
 	}
 }
 
@@ -201,6 +231,8 @@ func decodeSeeds(t testing.TB) []decodeSeed {
 		{"v3-no-addrs", craft(t, Advert{Version: 3, Type: 1, VRID: 1, AdvertInt: 1}, enc4, nil), false},
 		{"count-255-short", []byte{0x31, 1, 1, 255, 0, 1, 0, 0}, false},
 		{"header-only", goldenV2[:HeaderLen], false},
+		{"v3-ipv6-v4mapped", craft(t, Advert{Version: 3, Type: 1, VRID: 1, AdvertInt: 1,
+			Addrs: []netip.Addr{netip.MustParseAddr("::ffff:10.0.0.1")}}, enc6, nil), true},
 	}
 }
 
@@ -214,6 +246,15 @@ func TestFuzzSeedCorpus(t *testing.T) {
 	}
 	for _, s := range decodeSeeds(t) {
 		files[filepath.Join("FuzzDecode", s.name)] = corpusFile(s.data, fmt.Sprintf("bool(%t)", s.v6))
+	}
+	for _, s := range validateSeeds(t) {
+		payload, meta, want, r := fuzzInput(s.data, s.ttl, s.flags)
+		if r == DropNone {
+			_, r = Validate(payload, meta, want)
+		}
+		if r != s.r {
+			t.Errorf("seed %s: %v, want %v", s.name, r, s.r)
+		}
 	}
 	for name, want := range files {
 		path := filepath.Join("testdata", "fuzz", name)

@@ -3,7 +3,9 @@ package packet
 import "fmt"
 
 // DropReason is why a received packet was refused; DropNone means it was
-// accepted. The values are listed in the order the checks run.
+// accepted. The values are listed in the order the checks run, except
+// DropAuthAH, which SplitIPv4 (IP protocol 51) and the VRRPv2 auth type
+// check (auth type 2) both return.
 type DropReason uint8
 
 const (

@@ -214,7 +214,7 @@ func checksumOK(pkt []byte, meta RecvMeta, want *Expect) bool {
 		// The kernel checks this one already (keepalived sets
 		// IPV6_CHECKSUM); checking again costs little and covers
 		// transports that are not raw sockets.
-		return checksumPseudo(pkt, meta.Src, meta.Dst) == got
+		return checksumPseudo(pkt, IPv6, meta.Src, meta.Dst) == got
 	case want.V3ChecksumAsV2:
 		return checksum(pkt) == got
 	}
@@ -222,7 +222,7 @@ func checksumOK(pkt []byte, meta RecvMeta, want *Expect) bool {
 	if want.OldUnicastChecksum && want.Unicast {
 		dst = GroupIPv4
 	}
-	return checksumPseudo(pkt, meta.Src, dst) == got
+	return checksumPseudo(pkt, IPv4, meta.Src, dst) == got
 }
 
 // SplitIPv4 splits what an IPv4 raw socket returns, IP header and all, into
