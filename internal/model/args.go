@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -14,21 +15,30 @@ import (
 // builder turns a parsed file into a Config, collecting diagnostics.
 type builder struct {
 	diags conf.Diagnostics
-	// elsewhere maps each keyword to the block that has it, so an unknown
-	// keyword can say where it belongs ("weight" in virtual_server).
-	elsewhere map[string]string
+	// elsewhere maps each keyword to the blocks that have it, sorted, so
+	// an unknown keyword can say where it belongs ("weight" in
+	// virtual_server).
+	elsewhere map[string][]string
 }
 
 func newBuilder() *builder {
-	b := &builder{elsewhere: map[string]string{}}
-	for where, names := range knownBlocks() {
-		for _, n := range names {
-			if _, dup := b.elsewhere[n]; !dup {
-				b.elsewhere[n] = where
-			}
+	b := &builder{elsewhere: map[string][]string{}}
+	blocks := knownBlocks()
+	for _, where := range sortedKeys(blocks) {
+		for _, n := range blocks[where] {
+			b.elsewhere[n] = append(b.elsewhere[n], where)
 		}
 	}
 	return b
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func (b *builder) errorf(pos conf.Pos, kw, format string, a ...any) {

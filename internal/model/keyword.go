@@ -75,8 +75,14 @@ func (b *builder) unknown(n *conf.Node, where string, known []string) {
 	if s := suggest(word, known); s != "" {
 		msg += "; did you mean " + s + "?"
 	}
-	if other := b.elsewhere[word]; other != "" && other != where {
-		msg += " (it is a keyword of " + other + ")"
+	var others []string
+	for _, o := range b.elsewhere[word] {
+		if o != where {
+			others = append(others, o)
+		}
+	}
+	if len(others) > 0 {
+		msg += " (it is a keyword of " + strings.Join(others, ", ") + ")"
 	}
 	b.errorf(n.Pos(), word, "%s", msg)
 }

@@ -31,6 +31,13 @@ func (c *Config) finishLVS(b *builder) {
 		if len(g.Members) == 0 {
 			b.warnf(g.Pos, "virtual_server_group", "%q has no members", g.Name)
 		}
+		if g.mixedFamilies() {
+			for _, m := range g.Members {
+				if m.FWMark != 0 && m.Family == "" {
+					b.errorf(m.Pos, "fwmark", "group %q has IPv4 and IPv6 addresses, so fwmark %d needs its family (inet or inet6)", g.Name, m.FWMark)
+				}
+			}
+		}
 	}
 	type svcKey struct {
 		proto Protocol
@@ -38,7 +45,13 @@ func (c *Config) finishLVS(b *builder) {
 	}
 	seen := map[svcKey]*VirtualServer{}
 	for _, vs := range c.VirtualServers {
-		if !vs.protoSet {
+		if vs.FWMark != 0 {
+			// An fwmark service matches packets of any protocol.
+			if vs.protoSet {
+				b.warnf(vs.Pos, "protocol", "fwmark %d: a fwmark service has no protocol; ignored", vs.FWMark)
+			}
+			vs.Protocol = 0
+		} else if !vs.protoSet {
 			// keepalived 2.2.7 logs "no protocol set - defaulting to UDP".
 			vs.Protocol = UDP
 			b.warnf(vs.Pos, "virtual_server", "%s: no protocol set; defaulting to UDP as keepalived does (write protocol TCP if you meant TCP)", vs.Name())
@@ -55,7 +68,13 @@ func (c *Config) finishLVS(b *builder) {
 func (c *Config) finishVirtualServer(b *builder, vs *VirtualServer, groups map[string]*VirtualServerGroup) {
 	name := vs.Name()
 	if vs.Group != "" {
-		if _, ok := groups[vs.Group]; !ok {
+		if g, ok := groups[vs.Group]; ok && g.mixedFamilies() {
+			for _, rs := range vs.RealServers {
+				if rs.fwdSet && rs.Forward.Method != TUN || !rs.fwdSet && vs.Forward.Method != TUN {
+					b.errorf(rs.Pos, "real_server", "group %q mixes IPv4 and IPv6, which only TUN real servers can serve; %s is %s", vs.Group, rs.Name(), rs.Forward.Method)
+				}
+			}
+		} else if !ok {
 			names := make([]string, 0, len(groups))
 			for n := range groups {
 				names = append(names, n)
@@ -187,4 +206,16 @@ func family(a netip.Addr) string {
 		return "IPv4"
 	}
 	return "IPv6"
+}
+
+// mixedFamilies reports whether the group has both IPv4 and IPv6 addresses.
+func (g *VirtualServerGroup) mixedFamilies() bool {
+	var v4, v6 bool
+	for _, m := range g.Members {
+		if m.First.IsValid() {
+			v4 = v4 || m.First.Is4()
+			v6 = v6 || m.First.Is6()
+		}
+	}
+	return v4 && v6
 }

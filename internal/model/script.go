@@ -18,45 +18,30 @@ type Script struct {
 	Group string   `json:"group,omitempty"`
 }
 
-// script reads "KEYWORD <STRING>|<QUOTED-STRING> [username [groupname]]".
-// An unquoted command with spaces is taken whole (keepalived joins the
-// words) unless withUser is set, where words after the first are the user
-// and group.
+// script reads "KEYWORD <STRING>|<QUOTED-STRING> [username [groupname]]"
+// as keepalived 2.2.7 does: the first word is the whole command (quote it
+// when it has arguments), split into argv on blanks with quotes grouping;
+// with withUser the second and third words are the user and group. An
+// unquoted command followed by more words than that is an error here:
+// keepalived would run the first word alone.
 func (b *builder) script(n *conf.Node, withUser bool) (Script, bool) {
+	max := 1
+	if withUser {
+		max = 3
+	}
 	args := n.Args()
-	if !b.nargs(n, 1, -1) {
+	if len(args) > max && !args[0].Quoted {
+		b.errorf(args[max].Pos, n.Keyword(), "keepalived would run %q alone and ignore the rest: quote the whole command", args[0].Text)
 		return Script{}, false
 	}
-	var s Script
-	if withUser && args[0].Quoted {
-		if !b.nargs(n, 1, 3) {
-			return Script{}, false
-		}
-		s.Cmd = args[0].Text
-		if len(args) > 1 {
-			s.User = args[1].Text
-		}
-		if len(args) > 2 {
-			s.Group = args[2].Text
-		}
-	} else {
-		words := make([]string, len(args))
-		for i, w := range args {
-			words[i] = w.Text
-		}
-		s.Cmd = strings.Join(words, " ")
-	}
-	argv, err := SplitArgv(s.Cmd)
-	if err != nil {
-		b.errorf(args[0].Pos, n.Keyword(), "%v", err)
+	if !b.nargs(n, 1, max) {
 		return Script{}, false
 	}
-	if len(argv) == 0 {
-		b.errorf(args[0].Pos, n.Keyword(), "empty command")
+	s, ok := b.scriptWords(n, args)
+	if !ok {
 		return Script{}, false
 	}
-	s.Argv = argv
-	return s, true
+	return *s, true
 }
 
 // SplitArgv splits a command line into words: blanks separate, '...' keeps
