@@ -23,6 +23,7 @@ var keepalivedNotices = regexp.MustCompile(`setting default|defaulting to| - set
 // testdata must get the same verdict from both.
 var verdictDifferences = map[string]string{
 	// keepvs rejects, keepalived accepts (or only logs):
+	"lvs/fwmark_zero.conf":              "fwmark 0 can never match a packet; keepalived takes it",
 	"lvs/group_undefined.conf":          "a virtual_server naming an undefined group: keepalived only logs it",
 	"lvs/vs_duplicate.conf":             "the same virtual service twice: keepalived merges them silently",
 	"lvs/thresholds_inverted.conf":      "lthreshold above uthreshold: the kernel would never clear OVERLOAD",
