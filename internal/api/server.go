@@ -1,0 +1,183 @@
+// Package api is keepvs's control socket: HTTP with JSON bodies over a unix
+// socket (mode 0600). Everything that changes the virtual service table at
+// run time comes through it, `keepvs adm` included; Client is the other
+// end and is itself a dataplane.Dataplane.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/keepvs/keepvs/internal/dataplane"
+	"github.com/keepvs/keepvs/internal/lvs"
+)
+
+// DestRequest names a destination of a service.
+type DestRequest struct {
+	Service lvs.ServiceKey  `json:"service"`
+	Dest    lvs.Destination `json:"dest"`
+}
+
+// DelDestRequest names a destination to remove.
+type DelDestRequest struct {
+	Service lvs.ServiceKey `json:"service"`
+	Dest    netip.AddrPort `json:"dest"`
+}
+
+// ZeroRequest zeroes one service's counters, or all with Service nil.
+type ZeroRequest struct {
+	Service *lvs.ServiceKey `json:"service,omitempty"`
+}
+
+// Server serves the API for a data plane (in the daemon, the engine).
+type Server struct {
+	dp  dataplane.Dataplane
+	log *slog.Logger
+	mux *http.ServeMux
+}
+
+// NewServer builds the handlers; Serve listens.
+func NewServer(dp dataplane.Dataplane, log *slog.Logger) *Server {
+	s := &Server{dp: dp, log: log, mux: http.NewServeMux()}
+	s.routes()
+	return s
+}
+
+// Handler is the API as an http.Handler (tests serve it on anything).
+func (s *Server) Handler() http.Handler { return s.mux }
+
+func (s *Server) routes() {
+	get := func(path string, f func(ctx context.Context) (any, error)) {
+		s.mux.HandleFunc("GET "+path, func(w http.ResponseWriter, r *http.Request) {
+			v, err := f(r.Context())
+			reply(w, v, err)
+		})
+	}
+	call := func(method, path string, body func() any, f func(ctx context.Context, req any) error) {
+		s.mux.HandleFunc(method+" "+path, func(w http.ResponseWriter, r *http.Request) {
+			req := body()
+			if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(req); err != nil && !errors.Is(err, io.EOF) {
+				reply(w, nil, fmt.Errorf("%w: request body: %v", lvs.ErrInvalid, err))
+				return
+			}
+			err := f(r.Context(), req)
+			if err != nil {
+				s.log.Info("api call refused", "call", method+" "+path, "err", err)
+			}
+			reply(w, struct{}{}, err)
+		})
+	}
+	get("/v1/info", func(ctx context.Context) (any, error) {
+		info, err := s.dp.Info(ctx)
+		return struct {
+			lvs.Info
+			Dataplane string `json:"dataplane"`
+		}{info, s.dp.Name()}, err
+	})
+	get("/v1/services", func(ctx context.Context) (any, error) { return s.dp.Services(ctx) })
+	get("/v1/conns", func(ctx context.Context) (any, error) { return s.dp.Conns(ctx) })
+	get("/v1/timeouts", func(ctx context.Context) (any, error) { return s.dp.Timeouts(ctx) })
+	newSvc := func() any { return &lvs.Service{} }
+	call("POST", "/v1/services", newSvc, func(ctx context.Context, r any) error { return s.dp.AddService(ctx, *r.(*lvs.Service)) })
+	call("PUT", "/v1/services", newSvc, func(ctx context.Context, r any) error { return s.dp.EditService(ctx, *r.(*lvs.Service)) })
+	call("DELETE", "/v1/services", func() any { return &lvs.ServiceKey{} }, func(ctx context.Context, r any) error {
+		return s.dp.DelService(ctx, *r.(*lvs.ServiceKey))
+	})
+	call("POST", "/v1/flush", func() any { return &struct{}{} }, func(ctx context.Context, _ any) error { return s.dp.Flush(ctx) })
+	newDest := func() any { return &DestRequest{} }
+	call("POST", "/v1/dests", newDest, func(ctx context.Context, r any) error {
+		d := r.(*DestRequest)
+		return s.dp.AddDest(ctx, d.Service, d.Dest)
+	})
+	call("PUT", "/v1/dests", newDest, func(ctx context.Context, r any) error {
+		d := r.(*DestRequest)
+		return s.dp.EditDest(ctx, d.Service, d.Dest)
+	})
+	call("DELETE", "/v1/dests", func() any { return &DelDestRequest{} }, func(ctx context.Context, r any) error {
+		d := r.(*DelDestRequest)
+		return s.dp.DelDest(ctx, d.Service, d.Dest)
+	})
+	call("POST", "/v1/zero", func() any { return &ZeroRequest{} }, func(ctx context.Context, r any) error {
+		return s.dp.Zero(ctx, r.(*ZeroRequest).Service)
+	})
+	call("PUT", "/v1/timeouts", func() any { return &lvs.Timeouts{} }, func(ctx context.Context, r any) error {
+		return s.dp.SetTimeouts(ctx, *r.(*lvs.Timeouts))
+	})
+}
+
+func reply(w http.ResponseWriter, v any, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	if err != nil {
+		status, body := encodeError(err)
+		w.WriteHeader(status)
+		json.NewEncoder(w).Encode(body)
+		return
+	}
+	json.NewEncoder(w).Encode(v)
+}
+
+// Listen creates the unix socket at path with mode 0600, replacing a stale
+// socket file a crashed daemon left behind, but refusing to take over one
+// a live daemon still answers on.
+func Listen(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("control socket directory: %w", err)
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("control socket %s: another keepvs is running there", path)
+	}
+	os.Remove(path)
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	return l, nil
+}
+
+// Serve answers API calls on l until ctx ends, then removes the socket.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	srv := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(l) }()
+	select {
+	case <-ctx.Done():
+		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(shutdown)
+		<-done
+		return nil
+	case err := <-done:
+		return err
+	}
+}
+
+// DefaultSocket is where the daemon listens and `keepvs adm` looks:
+// $KEEPVS_SOCKET, else /run/keepvs/keepvs.sock for root, else a per-user
+// path (so the daemon runs without root).
+func DefaultSocket() string {
+	if p := os.Getenv("KEEPVS_SOCKET"); p != "" {
+		return p
+	}
+	if os.Geteuid() == 0 {
+		return "/run/keepvs/keepvs.sock"
+	}
+	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
+		return filepath.Join(d, "keepvs", "keepvs.sock")
+	}
+	return filepath.Join(os.TempDir(), fmt.Sprintf("keepvs-%d", os.Geteuid()), "keepvs.sock")
+}
