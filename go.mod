@@ -1,3 +1,5 @@
 module github.com/keepvs/keepvs
 
 go 1.26.8
+
+require golang.org/x/sys v0.49.0 // indirect

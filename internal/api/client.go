@@ -107,7 +107,9 @@ func (c *Client) DelService(ctx context.Context, k lvs.ServiceKey) error {
 	return c.do(ctx, "DELETE", "/v1/services", k, nil)
 }
 
-func (c *Client) Flush(ctx context.Context) error { return c.do(ctx, "POST", "/v1/flush", struct{}{}, nil) }
+func (c *Client) Flush(ctx context.Context) error {
+	return c.do(ctx, "POST", "/v1/flush", struct{}{}, nil)
+}
 
 func (c *Client) AddDest(ctx context.Context, k lvs.ServiceKey, d lvs.Destination) error {
 	return c.do(ctx, "POST", "/v1/dests", DestRequest{k, d}, nil)
