@@ -16,13 +16,12 @@ type token struct {
 	word Word
 }
 
-// tokenize splits a logical line into words and braces. '{' and '}' are
+// tokenize splits a logical line into words and braces, appending to toks. '{' and '}' are
 // tokens of their own even without blanks around them (TCP_CHECK{), except
 // in quotes and in an unresolved ${NAME}. Quotes (" or ') may start or end
 // inside a word and are removed; in double quotes the shell-like escapes of
 // keepalived.conf(5) apply.
-func tokenize(l line, diags *Diagnostics) []token {
-	var toks []token
+func tokenize(l line, diags *Diagnostics, toks []token) []token {
 	s := l.text
 	i := 0
 	for i < len(s) {

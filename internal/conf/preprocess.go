@@ -83,7 +83,8 @@ type preprocessor struct {
 	vars     map[string][]line // a parameter's value: one line, or several (multiline)
 	includes []string          // the include stack, for cycle detection
 	files    []string
-	toks     []token
+	tree     *treeBuilder
+	tokBuf   []token // reused for each line
 	lines    int
 	bytes    int
 	stopped  bool // a limit was hit; stop producing
@@ -95,7 +96,7 @@ type preprocessor struct {
 // ParseFile reads the configuration at path, following includes.
 func ParseFile(path string, opt Options) (*File, Diagnostics) {
 	opt.defaults()
-	p := &preprocessor{opt: opt, vars: map[string][]line{}}
+	p := newPreprocessor(opt)
 	p.include(path, Pos{}, "include", false)
 	return p.finish()
 }
@@ -104,16 +105,22 @@ func ParseFile(path string, opt Options) (*File, Diagnostics) {
 // the directory of name through opt.FS.
 func Parse(name string, src []byte, opt Options) (*File, Diagnostics) {
 	opt.defaults()
-	p := &preprocessor{opt: opt, vars: map[string][]line{}}
+	p := newPreprocessor(opt)
 	p.includes = append(p.includes, name)
 	p.files = append(p.files, name)
 	p.source(name, src)
 	return p.finish()
 }
 
+func newPreprocessor(opt Options) *preprocessor {
+	p := &preprocessor{opt: opt, vars: map[string][]line{}}
+	p.tree = newTreeBuilder(opt.MaxBlockDepth, &p.diags)
+	return p
+}
+
 func (p *preprocessor) finish() (*File, Diagnostics) {
 	f := &File{Files: p.files}
-	f.Nodes = buildTree(p.toks, p.opt.MaxBlockDepth, &p.diags)
+	f.Nodes = p.tree.finish()
 	// A re-processed line can report the same problem twice.
 	seen := make(map[Diagnostic]bool, len(p.diags))
 	out := p.diags[:0]
@@ -279,7 +286,7 @@ func (p *preprocessor) emit(l line) {
 		// unquoted argument is taken as written.
 		w := Word{Text: arg.text, Pos: arg.posAt(0)}
 		if strings.HasPrefix(arg.text, "\"") || strings.HasPrefix(arg.text, "'") {
-			words := tokenize(arg, &p.diags)
+			words := tokenize(arg, &p.diags, nil)
 			if len(words) != 1 || words[0].kind != tokWord {
 				p.diags.Errorf(l.posAt(0), kw, "takes exactly one file name or pattern")
 				return
@@ -292,9 +299,11 @@ func (p *preprocessor) emit(l line) {
 		p.includePattern(w, kw, l.pwd)
 		return
 	}
-	toks := tokenize(l, &p.diags)
-	p.toks = append(p.toks, toks...)
-	p.toks = append(p.toks, token{kind: tokEOL})
+	p.tokBuf = tokenize(l, &p.diags, p.tokBuf[:0])
+	for _, t := range p.tokBuf {
+		p.tree.add(t)
+	}
+	p.tree.add(token{kind: tokEOL})
 }
 
 // includePattern expands braces and globs relative to the including file's

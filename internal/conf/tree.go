@@ -1,101 +1,110 @@
 package conf
 
-// buildTree turns the token stream into statements and blocks. A statement
-// ends at the end of a line, at '{' (which opens its block) or at '}'. A '{'
-// at the start of a line opens the block of the statement just before it, as
+// treeBuilder assembles statements and blocks as tokens arrive, so a large
+// configuration never exists as one long token list. A statement ends at
+// the end of a line, at '{' (which opens its block) or at '}'. A '{' at the
+// start of a line opens the block of the statement just before it, as
 //
 //	virtual_server 10.0.0.1 80
 //	{
 //
 // is written in some old configurations.
-func buildTree(toks []token, maxDepth int, diags *Diagnostics) []*Node {
-	b := treeBuilder{toks: toks, maxDepth: maxDepth, diags: diags}
-	nodes, _ := b.block(nil, 0)
-	return nodes
-}
-
 type treeBuilder struct {
-	toks     []token
-	i        int
 	maxDepth int
 	diags    *Diagnostics
+	stack    []frame // stack[0] is the top level
+	skip     int     // depth of blocks being skipped past the depth limit
 }
 
-// block reads statements until the '}' that closes opener (nil at top
-// level). It reports whether that '}' was found.
-func (b *treeBuilder) block(opener *Node, depth int) ([]*Node, bool) {
-	var nodes []*Node
-	var words []Word
-	var prev *Node // the statement just ended by a newline, if still open to a '{'
-	flush := func() *Node {
-		if len(words) == 0 {
-			return nil
-		}
-		n := &Node{Words: words}
-		words = nil
-		nodes = append(nodes, n)
-		return n
+type frame struct {
+	opener *Node // nil at top level
+	nodes  []*Node
+	words  []Word
+	prev   *Node // the statement just ended by a newline, still open to a '{'
+}
+
+func newTreeBuilder(maxDepth int, diags *Diagnostics) *treeBuilder {
+	return &treeBuilder{maxDepth: maxDepth, diags: diags, stack: []frame{{}}}
+}
+
+func (b *treeBuilder) top() *frame { return &b.stack[len(b.stack)-1] }
+
+func (b *treeBuilder) flush() *Node {
+	f := b.top()
+	if len(f.words) == 0 {
+		return nil
 	}
-	for b.i < len(b.toks) {
-		t := b.toks[b.i]
-		b.i++
+	n := &Node{Words: f.words}
+	f.words = nil
+	f.nodes = append(f.nodes, n)
+	return n
+}
+
+func (b *treeBuilder) add(t token) {
+	if b.skip > 0 {
 		switch t.kind {
-		case tokWord:
-			words = append(words, t.word)
-			prev = nil
-		case tokEOL:
-			if n := flush(); n != nil {
-				prev = n
-			}
 		case tokOpen:
-			n := flush()
-			if n == nil {
-				n = prev
-			}
-			prev = nil
-			if n == nil {
-				b.diags.Errorf(t.word.Pos, "", "'{' without a keyword before it")
-				n = &Node{Words: []Word{{Text: "{", Pos: t.word.Pos}}}
-			} else if n.HasBlock {
-				b.diags.Errorf(t.word.Pos, n.Keyword(), "a second block for the same statement")
-			}
-			n.HasBlock = true
-			n.Open = t.word.Pos
-			if depth+1 > b.maxDepth {
-				b.diags.Errorf(t.word.Pos, n.Keyword(), "blocks nested deeper than %d", b.maxDepth)
-				b.skipBlock()
-				continue
-			}
-			var closed bool
-			n.Block, closed = b.block(n, depth+1)
-			if !closed {
-				b.diags.Errorf(n.Pos(), n.Keyword(), "block opened here at %s is not closed", n.Open)
-				return nodes, false
-			}
+			b.skip++
 		case tokClose:
-			flush()
-			if opener == nil {
-				b.diags.Errorf(t.word.Pos, "", "'}' without a block to close")
-				continue
-			}
-			opener.Close = t.word.Pos
-			return nodes, true
+			b.skip--
 		}
+		return
 	}
-	flush()
-	return nodes, false
+	f := b.top()
+	switch t.kind {
+	case tokWord:
+		f.words = append(f.words, t.word)
+		f.prev = nil
+	case tokEOL:
+		if n := b.flush(); n != nil {
+			b.top().prev = n
+		}
+	case tokOpen:
+		n := b.flush()
+		f = b.top()
+		if n == nil {
+			n = f.prev
+		}
+		f.prev = nil
+		if n == nil {
+			b.diags.Errorf(t.word.Pos, "", "'{' without a keyword before it")
+			b.skip = 1
+			return
+		} else if n.HasBlock {
+			b.diags.Errorf(t.word.Pos, n.Keyword(), "a second block for the same statement")
+		}
+		n.HasBlock = true
+		n.Open = t.word.Pos
+		if len(b.stack) > b.maxDepth {
+			b.diags.Errorf(t.word.Pos, n.Keyword(), "blocks nested deeper than %d", b.maxDepth)
+			b.skip = 1
+			return
+		}
+		b.stack = append(b.stack, frame{opener: n})
+	case tokClose:
+		b.flush()
+		if len(b.stack) == 1 {
+			b.diags.Errorf(t.word.Pos, "", "'}' without a block to close")
+			return
+		}
+		done := b.stack[len(b.stack)-1]
+		b.stack = b.stack[:len(b.stack)-1]
+		done.opener.Block = done.nodes
+		done.opener.Close = t.word.Pos
+	}
 }
 
-// skipBlock consumes tokens through the '}' matching an already-read '{'.
-func (b *treeBuilder) skipBlock() {
-	depth := 1
-	for b.i < len(b.toks) && depth > 0 {
-		switch b.toks[b.i].kind {
-		case tokOpen:
-			depth++
-		case tokClose:
-			depth--
-		}
-		b.i++
+// finish closes what is still open, reporting every unclosed block at the
+// statement that opened it, and returns the top-level statements.
+func (b *treeBuilder) finish() []*Node {
+	b.flush()
+	for len(b.stack) > 1 {
+		done := b.stack[len(b.stack)-1]
+		b.stack = b.stack[:len(b.stack)-1]
+		n := done.opener
+		n.Block = done.nodes
+		b.diags.Errorf(n.Pos(), n.Keyword(), "block opened here at %s is not closed", n.Open)
+		b.flush()
 	}
+	return b.stack[0].nodes
 }

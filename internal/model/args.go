@@ -19,10 +19,22 @@ type builder struct {
 	// an unknown keyword can say where it belongs ("weight" in
 	// virtual_server).
 	elsewhere map[string][]string
+	// tables caches each block's keyword table for the build.
+	tables map[string]any
+}
+
+// cached returns the keyword table named name, building it once per build.
+func cached[T any](b *builder, name string, mk func() table[T]) table[T] {
+	if t, ok := b.tables[name]; ok {
+		return t.(table[T])
+	}
+	t := mk()
+	b.tables[name] = t
+	return t
 }
 
 func newBuilder() *builder {
-	b := &builder{elsewhere: map[string][]string{}}
+	b := &builder{elsewhere: map[string][]string{}, tables: map[string]any{}}
 	blocks := knownBlocks()
 	for _, where := range sortedKeys(blocks) {
 		for _, n := range blocks[where] {

@@ -163,9 +163,9 @@ func (b *builder) check(n *conf.Node) []*Check {
 				rest = append(rest, s)
 			}
 		}
-		walk(b, c, checkTable(c.Type), c.Type, rest)
+		walk(b, c, cached(b, "check:"+c.Type, func() table[Check] { return checkTable(c.Type) }), c.Type, rest)
 	} else {
-		walk(b, c, checkTable(c.Type), c.Type, n.Block)
+		walk(b, c, cached(b, "check:"+c.Type, func() table[Check] { return checkTable(c.Type) }), c.Type, n.Block)
 	}
 	switch {
 	case c.Type == "MISC_CHECK" && len(c.Misc.Path.Argv) == 0:
@@ -190,7 +190,7 @@ func (b *builder) check(n *conf.Node) []*Check {
 		}
 		hc := *c
 		hc.SMTP = &SMTPCheck{HeloName: c.SMTP.HeloName}
-		walk(b, &hc, connTable(), "host", h.Block)
+		walk(b, &hc, cached(b, "host", connTable), "host", h.Block)
 		out = append(out, &hc)
 	}
 	return out
@@ -282,7 +282,7 @@ func checkTable(typ string) table[Check] {
 				return
 			}
 			u := &URL{Pos: n.Pos()}
-			walk(b, u, urlTable(), "url", n.Block)
+			walk(b, u, cached(b, "url", urlTable), "url", n.Block)
 			if u.Path == "" {
 				b.errorf(n.Pos(), "url", "needs a path")
 				return

@@ -243,7 +243,7 @@ func addGlobalKeywords(t table[Config]) {
 		if !b.nargs(n, 0, 0) {
 			return
 		}
-		walk(b, &c.Global, globalTable(), "global_defs", n.Block)
+		walk(b, &c.Global, cached(b, "global_defs", globalTable), "global_defs", n.Block)
 	}}
 	// Top-level process settings keepvs does not act on.
 	addIgnored(t, "net_namespace", "net_namespace_ipvs", "namespace_with_ipsets",

@@ -236,7 +236,7 @@ func addLVSKeywords(t table[Config]) {
 		if c.SSL == nil {
 			c.SSL = &SSL{}
 		}
-		walk(b, c.SSL, sslTable(), "SSL", n.Block)
+		walk(b, c.SSL, cached(b, "SSL", sslTable), "SSL", n.Block)
 	}}
 }
 
@@ -421,7 +421,7 @@ func (b *builder) virtualServer(n *conf.Node) *VirtualServer {
 			}
 		}
 	}
-	walk(b, vs, vsTable(), "virtual_server", n.Block)
+	walk(b, vs, cached(b, "virtual_server", vsTable), "virtual_server", n.Block)
 	return vs
 }
 
@@ -729,7 +729,7 @@ func (b *builder) realServer(n *conf.Node) *RealServer {
 	if rs == nil {
 		return nil
 	}
-	walk(b, rs, rsTable(), "real_server", n.Block)
+	walk(b, rs, cached(b, "real_server", rsTable), "real_server", n.Block)
 	return rs
 }
 

@@ -61,7 +61,7 @@ func (b *builder) vrrpScript(n *conf.Node) *VRRPScript {
 		Fall:     1,
 		Pos:      n.Pos(),
 	}
-	walk(b, s, vrrpScriptTable(), "vrrp_script", n.Block)
+	walk(b, s, cached(b, "vrrp_script", vrrpScriptTable), "vrrp_script", n.Block)
 	if s.Script == nil {
 		b.errorf(n.Pos(), n.Keyword(), "vrrp_script %s has no script", s.Name)
 	}
@@ -141,7 +141,7 @@ func (b *builder) trackFile(n *conf.Node) *TrackFile {
 		return nil
 	}
 	f := &TrackFile{Name: n.Args()[0].Text, Weight: Weight{Value: 1}, Pos: n.Pos()}
-	walk(b, f, trackFileTable(), n.Keyword(), n.Block)
+	walk(b, f, cached(b, "track_file", trackFileTable), n.Keyword(), n.Block)
 	if f.File == "" {
 		b.errorf(n.Pos(), n.Keyword(), "%s %s has no file", n.Keyword(), f.Name)
 	}
@@ -268,7 +268,7 @@ func (b *builder) syncGroup(n *conf.Node) *SyncGroup {
 		return nil
 	}
 	g := &SyncGroup{Name: n.Args()[0].Text, Pos: n.Pos()}
-	walk(b, g, syncGroupTable(), "vrrp_sync_group", n.Block)
+	walk(b, g, cached(b, "vrrp_sync_group", syncGroupTable), "vrrp_sync_group", n.Block)
 	if g.Members == nil {
 		b.errorf(n.Pos(), n.Keyword(), "vrrp_sync_group %s has no group { } of instances", g.Name)
 	}

@@ -100,7 +100,7 @@ func addVRRPKeywords(t table[Config]) {
 			return
 		}
 		g := &GARPGroup{Pos: n.Pos()}
-		walk(b, g, garpGroupTable(), "garp_group", n.Block)
+		walk(b, g, cached(b, "garp_group", garpGroupTable), "garp_group", n.Block)
 		if len(g.Interfaces) == 0 {
 			b.errorf(n.Pos(), n.Keyword(), "names no interface (interface or interfaces)")
 			return

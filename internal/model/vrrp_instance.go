@@ -128,7 +128,7 @@ func (b *builder) instance(n *conf.Node) *Instance {
 		Preempt:   true,
 		Pos:       n.Pos(),
 	}
-	walk(b, in, instanceTable(), "vrrp_instance", n.Block)
+	walk(b, in, cached(b, "vrrp_instance", instanceTable), "vrrp_instance", n.Block)
 	return in
 }
 
@@ -209,7 +209,7 @@ func instanceTable() table[Instance] {
 		}},
 		"authentication": {block: true, fn: func(b *builder, in *Instance, n *conf.Node) {
 			a := &Auth{}
-			walk(b, a, authTable(), "authentication", n.Block)
+			walk(b, a, cached(b, "authentication", authTable), "authentication", n.Block)
 			if a.Type == "" {
 				b.errorf(n.Pos(), n.Keyword(), "has no auth_type")
 				return
