@@ -71,7 +71,7 @@ func runDaemon(ctx context.Context, prog string, argv []string, stdin io.Reader,
 	case opts.has("signum"):
 		return printSignum(opts.get("signum", ""), stdout, stderr)
 	}
-	copt := conf.Options{ConfigID: opts.get("config-id", "")}
+	copt := confOptions(opts.get("config-id", ""))
 	path, src, err := configSource(opts.get("use-file", ""))
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
@@ -86,6 +86,9 @@ func runDaemon(ctx context.Context, prog string, argv []string, stdin io.Reader,
 	fmt.Fprintf(stderr, "%s: the daemon is not built yet (issue #3); use -t to check a configuration\n", prog)
 	return 1
 }
+
+// confOptions are how the daemon reads configurations.
+func confOptions(configID string) conf.Options { return conf.Options{ConfigID: configID} }
 
 // configSource picks the configuration: -f, else keepalived's default path,
 // else the embedded default (returned as src).
