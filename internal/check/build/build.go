@@ -1,0 +1,153 @@
+// Package build turns the checkers of a model.RealServer into the probes
+// and timing a check.Runner runs.
+package build
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/keepvs/keepvs/internal/check"
+	"github.com/keepvs/keepvs/internal/check/dns"
+	"github.com/keepvs/keepvs/internal/check/file"
+	"github.com/keepvs/keepvs/internal/check/http"
+	"github.com/keepvs/keepvs/internal/check/misc"
+	"github.com/keepvs/keepvs/internal/check/ping"
+	"github.com/keepvs/keepvs/internal/check/smtp"
+	"github.com/keepvs/keepvs/internal/check/tcp"
+	"github.com/keepvs/keepvs/internal/check/udp"
+	"github.com/keepvs/keepvs/internal/model"
+)
+
+// FilePoll is how often a FILE_CHECK reads its file (keepalived is told by
+// inotify at once).
+const FilePoll = time.Second
+
+// ID names a real server of a virtual server in events.
+func ID(vs *model.VirtualServer, rs *model.RealServer) string {
+	return vs.Protocol.String() + " " + vs.Name() + " " + rs.Name()
+}
+
+// RealServer builds the checkers of rs, a real server of vs; files are the
+// configuration's track_file blocks, which FILE_CHECK names.
+func RealServer(vs *model.VirtualServer, rs *model.RealServer, files []*model.TrackFile) (check.RealServer, error) {
+	out := check.RealServer{ID: ID(vs, rs), Weight: rs.Weight}
+	for _, c := range rs.Checks {
+		sp, err := Spec(c, rs, files)
+		if err != nil {
+			return check.RealServer{}, fmt.Errorf("%s: %s: %w", out.ID, c.Type, err)
+		}
+		out.Checks = append(out.Checks, sp)
+	}
+	return out, nil
+}
+
+// Spec builds one checker.
+func Spec(c *model.Check, rs *model.RealServer, files []*model.TrackFile) (check.Spec, error) {
+	sp := check.Spec{
+		Timeout:          c.ConnectTimeout.D(),
+		DelayLoop:        c.DelayLoop.D(),
+		Retry:            c.Retry,
+		DelayBeforeRetry: c.DelayBeforeRetry.D(),
+		Warmup:           c.Warmup.D(),
+		Alpha:            c.Alpha,
+	}
+	tg := target(c, rs, 0)
+	sp.Name = c.Type + " " + tg.Addr.String()
+	switch c.Type {
+	case "TCP_CHECK":
+		sp.Checker = tcp.New(tg)
+	case "HTTP_GET", "SSL_GET":
+		hc := &http.Checker{
+			Target: tg, TLS: c.Type == "SSL_GET", SNI: c.HTTP.EnableSNI,
+			Protocol: c.HTTP.Protocol, Virtualhost: c.HTTP.Virtualhost,
+			URLTimeout: c.ConnectTimeout.D(),
+		}
+		for _, u := range c.HTTP.URLs {
+			hu := http.URL{
+				Path: u.Path, Virtualhost: u.Virtualhost, Digest: u.Digest,
+				RegexNoMatch: u.RegexNoMatch, RegexMinOffset: u.RegexMinOffset, RegexMaxOffset: u.RegexMaxOffset,
+			}
+			for _, r := range u.StatusCodes {
+				hu.StatusCodes = append(hu.StatusCodes, http.CodeRange{From: r.From, To: r.To})
+			}
+			if u.Regex != "" {
+				re, err := http.CompileRegex(u.Regex, u.RegexOptions)
+				if err != nil {
+					return sp, err
+				}
+				hu.Regex = re
+			}
+			hc.URLs = append(hc.URLs, hu)
+		}
+		// Each url has connect_timeout, as keepalived fetches them one by one.
+		sp.Timeout *= time.Duration(max(len(hc.URLs), 1))
+		sp.Checker = hc
+	case "SMTP_CHECK":
+		tg = target(c, rs, 25)
+		sp.Name = c.Type + " " + tg.Addr.String()
+		sp.Checker = &smtp.Checker{Target: tg, HeloName: c.SMTP.HeloName}
+	case "DNS_CHECK":
+		tg = target(c, rs, 53)
+		sp.Name = c.Type + " " + tg.Addr.String()
+		sp.Checker = &dns.Checker{Target: tg, Type: c.DNS.Type, Name: c.DNS.Name}
+	case "UDP_CHECK":
+		sp.Checker = &udp.Checker{
+			Target: tg, Payload: c.UDP.Payload, RequireReply: c.UDP.RequireReply,
+			Reply: c.UDP.Reply, ReplyMask: c.UDP.ReplyMask,
+			MinReplyLength: c.UDP.MinReplyLength, MaxReplyLength: c.UDP.MaxReplyLength,
+		}
+	case "PING_CHECK":
+		sp.Name = c.Type + " " + tg.Addr.Addr().String()
+		sp.Checker = &ping.Checker{Addr: tg.Addr.Addr()}
+	case "MISC_CHECK":
+		sp.Name = c.Type + " " + c.Misc.Path.Cmd
+		sp.Timeout = c.Misc.Timeout.D()
+		sp.Dynamic, sp.FromStart = c.Misc.Dynamic, true
+		sp.Checker = &misc.Checker{Argv: c.Misc.Path.Argv, User: c.Misc.Path.User, Group: c.Misc.Path.Group, Dynamic: c.Misc.Dynamic}
+	case "FILE_CHECK":
+		var tf *model.TrackFile
+		for _, f := range files {
+			if f.Name == c.File.TrackFile {
+				tf = f
+			}
+		}
+		if tf == nil {
+			return sp, fmt.Errorf("track_file %q is not defined", c.File.TrackFile)
+		}
+		// The FILE_CHECK's own weight, else the track_file's.
+		w, rev := c.File.Weight, c.File.Reverse
+		if w == 0 && !rev {
+			w, rev = int(tf.Weight.Value), tf.Weight.Reverse
+		}
+		sp.Name = c.Type + " " + tf.File
+		sp.Checker = &file.Checker{Path: tf.File, Weight: w, Reverse: rev}
+		// The file's state is known at once: no retries, no alpha, no warmup.
+		sp.Timeout, sp.DelayLoop, sp.Retry, sp.Alpha, sp.Warmup = FilePoll, FilePoll, 0, false, 0
+	default:
+		return sp, fmt.Errorf("checker type %s not supported", c.Type)
+	}
+	if sp.DelayLoop <= 0 || sp.Timeout <= 0 {
+		return sp, fmt.Errorf("needs a delay_loop and a timeout (got %v and %v)", sp.DelayLoop, sp.Timeout)
+	}
+	return sp, nil
+}
+
+// target is where c connects: connect_ip and connect_port, else the real
+// server's address and port, else defPort.
+func target(c *model.Check, rs *model.RealServer, defPort uint16) check.Target {
+	ip := rs.Addr
+	if c.ConnectIP.IsValid() {
+		ip = c.ConnectIP
+	}
+	port := rs.Port
+	if c.ConnectPort != 0 {
+		port = c.ConnectPort
+	} else if port == 0 {
+		port = defPort
+	}
+	return check.Target{
+		Addr:   netip.AddrPortFrom(ip, port),
+		BindTo: c.BindTo, BindPort: c.BindPort, BindIf: c.BindIf, FWMark: c.FWMark,
+	}
+}

@@ -1,0 +1,76 @@
+// Package check is the health checking of real servers: a Checker makes one
+// probe (tcp, http, smtp, dns, udp, ping, misc and file live in their own
+// packages and only probe), and the Runner owns keepalived's timing and
+// verdicts for every checker, written once: delay_loop, retry,
+// delay_before_retry, warmup, alpha, and a real server that is up only
+// while all its checkers are.
+package check
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+	"time"
+)
+
+// Checker makes one probe of a real server. It does not retry; it returns
+// by ctx's deadline (the checker's connect_timeout), or soon after ctx is
+// done.
+type Checker interface {
+	Check(ctx context.Context) Result
+}
+
+// CheckerFunc adapts a function to Checker.
+type CheckerFunc func(ctx context.Context) Result
+
+func (f CheckerFunc) Check(ctx context.Context) Result { return f(ctx) }
+
+// Result is the verdict of one probe.
+type Result struct {
+	OK bool
+	// Reason says why the probe failed, e.g. "connect 10.0.0.1:80:
+	// connection refused" or "HTTP status 503 not in 200-299".
+	Reason string
+	// Weight is the weight a dynamic checker (MISC_CHECK with
+	// misc_dynamic) gives the real server on success: exit status - 2.
+	// nil means the configured weight. The Runner reads it only from
+	// checkers whose Spec is Dynamic.
+	Weight *int
+	// WeightOffset is added to the real server's weight while the probe
+	// succeeds: a FILE_CHECK's value × weight.
+	WeightOffset int
+	// Duration is how long the probe took.
+	Duration time.Duration
+}
+
+// Failf is a failed Result with a formatted reason.
+func Failf(format string, args ...any) Result {
+	return Result{Reason: fmt.Sprintf(format, args...)}
+}
+
+// ErrText is the short form of a network error for a Reason: the errno's
+// text ("connection refused"), "timeout", or the error itself.
+func ErrText(err error) string {
+	var errno syscall.Errno
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &errno):
+		return errno.Error()
+	case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	}
+	return err.Error()
+}
+
+// Deadline is ctx's deadline, or now+fallback when it has none.
+func Deadline(ctx context.Context, fallback time.Duration) time.Time {
+	if d, ok := ctx.Deadline(); ok {
+		return d
+	}
+	return time.Now().Add(fallback)
+}

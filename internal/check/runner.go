@@ -1,0 +1,546 @@
+package check
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/keepvs/keepvs/internal/clock"
+)
+
+// Spec is one checker of a real server with its resolved timing.
+type Spec struct {
+	Name    string // for logs and events, e.g. "TCP_CHECK 10.0.0.1:80"
+	Checker Checker
+
+	// Timeout bounds one probe: connect_timeout (misc_timeout for
+	// MISC_CHECK). The probe's context has this deadline.
+	Timeout          time.Duration
+	DelayLoop        time.Duration
+	Retry            int
+	DelayBeforeRetry time.Duration
+	// Warmup: the first probe comes after a random delay in [0, Warmup).
+	Warmup time.Duration
+	// Alpha: the checker starts down until its first success, else up.
+	Alpha bool
+	// Dynamic: a success sets the real server's weight to Result.Weight
+	// (nil: the configured weight), as misc_dynamic does.
+	Dynamic bool
+	// FromStart: the next probe is timed from the start of the last one,
+	// not its end (keepalived's MISC_CHECK).
+	FromStart bool
+}
+
+// RealServer is a real server to check: up only while all its checkers are.
+type RealServer struct {
+	ID     string // the key events carry, e.g. "TCP 10.0.0.100:80 10.0.0.1:80"
+	Weight int    // configured weight
+	Checks []Spec
+}
+
+// Status is a real server's state as its checkers see it.
+type Status struct {
+	Up     bool
+	Weight int
+}
+
+// Event reports a change of a real server's state or weight.
+type Event struct {
+	RealServer    string
+	At            time.Time
+	Up            bool
+	Weight        int
+	UpChanged     bool
+	WeightChanged bool
+	Check         string // the checker whose result made the change
+	Reason        string // that result's reason when it failed
+}
+
+// Stats counts probes and how late they started.
+type Stats struct {
+	Probes  uint64        // probes started
+	Late    uint64        // probes that started LateAfter or more after their due time
+	MaxLate time.Duration // the latest start seen
+}
+
+// Config builds a Runner.
+type Config struct {
+	Clock clock.Clock // required
+	// Rand returns a random number in [0, n); nil uses math/rand/v2.
+	Rand func(n int64) int64
+	// MaxProbes bounds the probes running at once; 0 means 1024.
+	MaxProbes int
+	// Grace is how long after a probe's deadline the Runner gives up on it
+	// and counts a timeout, so a probe whose deadline is its verdict (a
+	// UDP_CHECK without require_reply succeeds on silence) answers first.
+	// Zero means none; DefaultGrace suits real probes.
+	Grace time.Duration
+	// LateAfter is the lateness Stats counts; 0 means 100ms.
+	LateAfter time.Duration
+	// OnEvent receives events in order, one at a time, never with a
+	// Runner lock held.
+	OnEvent func(Event)
+	Logger  *slog.Logger
+	// Go runs a probe; nil starts a goroutine. Tests run probes in line.
+	Go func(probe func())
+}
+
+// DefaultGrace is the Grace for real probes.
+const DefaultGrace = 250 * time.Millisecond
+
+// Runner runs the checkers of many real servers on one clock timer and a
+// bounded number of concurrent probes.
+type Runner struct {
+	cfg Config
+	clk clock.Clock
+	log *slog.Logger
+	sem chan struct{}
+
+	mu       sync.Mutex
+	ctx      context.Context // parent of probes, from Start
+	running  bool
+	servers  map[string]*rsState
+	queue    schedule
+	seq      uint64
+	tm       clock.Timer
+	armed    bool
+	armedAt  time.Time
+	events   []Event
+	emitting bool
+	probes   sync.WaitGroup
+
+	nProbes atomic.Uint64
+	nLate   atomic.Uint64
+	maxLate atomic.Int64
+}
+
+type rsState struct {
+	id     string
+	weight int // configured
+	checks []*checkState
+	up     bool
+	base   *int // weight set by a dynamic checker; nil: configured
+	eff    int
+}
+
+type checkState struct {
+	rs   *rsState
+	spec Spec
+	v    verdict
+
+	weight *int // last weight from this dynamic checker
+	offset int  // weight offset while up (FILE_CHECK)
+
+	due time.Time
+	seq uint64
+	idx int // in the schedule, -1 when not queued
+
+	gen      uint64 // bumped per probe; stale results carry an old one
+	inflight bool
+	started  time.Time
+	cancel   context.CancelFunc
+	hard     clock.Timer
+}
+
+// NewRunner returns a Runner; it starts nothing until Start or Run.
+func NewRunner(cfg Config) *Runner {
+	if cfg.Clock == nil {
+		panic("check: NewRunner needs a Clock")
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Int64N
+	}
+	if cfg.MaxProbes <= 0 {
+		cfg.MaxProbes = 1024
+	}
+	if cfg.LateAfter <= 0 {
+		cfg.LateAfter = 100 * time.Millisecond
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Runner{
+		cfg:     cfg,
+		clk:     cfg.Clock,
+		log:     log,
+		sem:     make(chan struct{}, cfg.MaxProbes),
+		servers: map[string]*rsState{},
+	}
+}
+
+// Add starts checking a real server (at once if the Runner is running,
+// else when it starts) and returns its initial status: down if any checker
+// has alpha, else up.
+func (r *Runner) Add(rs RealServer) (Status, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, dup := r.servers[rs.ID]; dup {
+		return Status{}, fmt.Errorf("real server %s: already checked", rs.ID)
+	}
+	for _, sp := range rs.Checks {
+		if sp.Checker == nil || sp.DelayLoop <= 0 || sp.Timeout <= 0 {
+			return Status{}, fmt.Errorf("real server %s: checker %q needs a Checker, a delay_loop and a timeout", rs.ID, sp.Name)
+		}
+	}
+	s := &rsState{id: rs.ID, weight: rs.Weight}
+	for _, sp := range rs.Checks {
+		s.checks = append(s.checks, &checkState{rs: s, spec: sp, v: verdict{up: !sp.Alpha}, idx: -1})
+	}
+	s.up, s.eff = s.state()
+	r.servers[rs.ID] = s
+	if r.running {
+		r.startLocked(s)
+		r.armLocked()
+	}
+	return Status{Up: s.up, Weight: s.eff}, nil
+}
+
+// Remove stops checking a real server; a probe in flight is canceled and
+// its result dropped.
+func (r *Runner) Remove(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s, ok := r.servers[id]
+	if !ok {
+		return
+	}
+	for _, c := range s.checks {
+		r.queue.remove(c)
+		r.abortLocked(c)
+	}
+	delete(r.servers, id)
+}
+
+// Status is a real server's current status.
+func (r *Runner) Status(id string) (Status, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s, ok := r.servers[id]
+	if !ok {
+		return Status{}, false
+	}
+	return Status{Up: s.up, Weight: s.eff}, true
+}
+
+// Stats reports the probes started so far and how late they were.
+func (r *Runner) Stats() Stats {
+	return Stats{Probes: r.nProbes.Load(), Late: r.nLate.Load(), MaxLate: time.Duration(r.maxLate.Load())}
+}
+
+// Run checks until ctx is done, then stops every probe and returns.
+func (r *Runner) Run(ctx context.Context) error {
+	if err := r.Start(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	r.Stop()
+	return nil
+}
+
+// Start schedules every real server's first probes (each after its
+// warmup) and returns; probes run under ctx.
+func (r *Runner) Start(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.running {
+		return errors.New("check: runner already started")
+	}
+	r.ctx, r.running = ctx, true
+	for _, s := range r.servers {
+		r.startLocked(s)
+	}
+	r.armLocked()
+	return nil
+}
+
+// Stop cancels the schedule and the probes in flight, and waits for the
+// probes the Runner started.
+func (r *Runner) Stop() {
+	r.mu.Lock()
+	r.running = false
+	if r.tm != nil {
+		r.tm.Stop()
+		r.armed = false
+	}
+	for _, s := range r.servers {
+		for _, c := range s.checks {
+			r.queue.remove(c)
+			r.abortLocked(c)
+		}
+	}
+	r.mu.Unlock()
+	r.probes.Wait()
+}
+
+func (r *Runner) startLocked(s *rsState) {
+	now := r.clk.Now()
+	for _, c := range s.checks {
+		var d time.Duration
+		if c.spec.Warmup > 0 {
+			d = time.Duration(r.cfg.Rand(int64(c.spec.Warmup)))
+		}
+		r.enqueueLocked(c, now.Add(d))
+	}
+}
+
+func (r *Runner) enqueueLocked(c *checkState, due time.Time) {
+	r.seq++
+	c.due, c.seq = due, r.seq
+	r.queue.push(c)
+}
+
+// armLocked points the one timer at the head of the schedule. A timer set
+// for earlier than the head is left alone: fire re-arms it.
+func (r *Runner) armLocked() {
+	if !r.running || len(r.queue) == 0 {
+		return
+	}
+	head := r.queue[0].due
+	if r.armed && !head.Before(r.armedAt) {
+		return
+	}
+	d := max(head.Sub(r.clk.Now()), 0)
+	if r.tm == nil {
+		r.tm = r.clk.AfterFunc(d, r.fire)
+	} else {
+		r.tm.Reset(d)
+	}
+	r.armed, r.armedAt = true, head
+}
+
+// fire starts the probes that are due.
+func (r *Runner) fire() {
+	r.mu.Lock()
+	if !r.running {
+		r.mu.Unlock()
+		return
+	}
+	r.armed = false
+	now := r.clk.Now()
+	var due []func()
+	for len(r.queue) > 0 && !r.queue[0].due.After(now) {
+		due = append(due, r.launchLocked(r.queue.pop(), now))
+	}
+	r.armLocked()
+	r.mu.Unlock()
+	for _, p := range due {
+		if r.cfg.Go != nil {
+			r.cfg.Go(p)
+			continue
+		}
+		r.probes.Add(1)
+		go func() {
+			defer r.probes.Done()
+			p()
+		}()
+	}
+}
+
+// launchLocked marks c in flight and returns the probe to run. The probe's
+// deadline is its Timeout; Grace later the Runner counts a timeout itself,
+// on the clock, whatever the probe does.
+func (r *Runner) launchLocked(c *checkState, now time.Time) func() {
+	c.gen++
+	gen, due := c.gen, c.due
+	c.inflight, c.started = true, now
+	pctx, cancel := context.WithCancel(r.ctx)
+	ctx := deadlineCtx{pctx, now.Add(c.spec.Timeout)}
+	c.cancel = cancel
+	c.hard = r.clk.AfterFunc(c.spec.Timeout+r.cfg.Grace, func() { r.expire(c, gen) })
+	return func() {
+		r.sem <- struct{}{}
+		start := r.clk.Now()
+		r.countStart(start.Sub(due))
+		res := c.spec.Checker.Check(ctx)
+		<-r.sem
+		if res.Duration == 0 {
+			res.Duration = r.clk.Now().Sub(start)
+		}
+		r.complete(c, gen, res)
+	}
+}
+
+func (r *Runner) countStart(late time.Duration) {
+	r.nProbes.Add(1)
+	if late >= r.cfg.LateAfter {
+		r.nLate.Add(1)
+	}
+	for {
+		m := r.maxLate.Load()
+		if int64(late) <= m || r.maxLate.CompareAndSwap(m, int64(late)) {
+			return
+		}
+	}
+}
+
+// abortLocked drops c's probe in flight, if any.
+func (r *Runner) abortLocked(c *checkState) {
+	c.gen++
+	if !c.inflight {
+		return
+	}
+	c.inflight = false
+	c.cancel()
+	c.hard.Stop()
+}
+
+func (r *Runner) complete(c *checkState, gen uint64, res Result) {
+	r.mu.Lock()
+	if c.gen != gen || !c.inflight {
+		r.mu.Unlock()
+		return
+	}
+	c.inflight = false
+	c.cancel()
+	c.hard.Stop()
+	r.applyLocked(c, res)
+	r.mu.Unlock()
+	r.emit()
+}
+
+// expire counts a probe that outlived its Timeout and Grace as failed.
+func (r *Runner) expire(c *checkState, gen uint64) {
+	r.mu.Lock()
+	if c.gen != gen || !c.inflight {
+		r.mu.Unlock()
+		return
+	}
+	c.inflight = false
+	c.cancel()
+	r.applyLocked(c, Result{Reason: fmt.Sprintf("timeout after %v", c.spec.Timeout), Duration: c.spec.Timeout + r.cfg.Grace})
+	r.mu.Unlock()
+	r.emit()
+}
+
+// applyLocked is the one place a probe result changes state: the
+// checker's verdict, the real server's state and weight, the events, and
+// the next probe.
+func (r *Runner) applyLocked(c *checkState, res Result) {
+	now := r.clk.Now()
+	s := c.rs
+	wasUp, wasEff := s.up, s.eff
+	prev := c.v
+	var next wait
+	c.v, next = step(c.v, res.OK, c.spec.Retry)
+	if res.OK {
+		if c.spec.Dynamic && !sameWeight(c.weight, res.Weight) {
+			c.weight = copyWeight(res.Weight)
+			s.base = copyWeight(res.Weight)
+		}
+		c.offset = res.WeightOffset
+	} else {
+		c.offset = 0
+	}
+	s.up, s.eff = s.state()
+
+	switch {
+	case c.v.up && (!prev.up || !prev.hasRun):
+		r.log.Info("checker up", "rs", s.id, "check", c.spec.Name)
+	case !c.v.up && prev.up:
+		r.log.Info("checker down", "rs", s.id, "check", c.spec.Name, "reason", res.Reason, "retries", c.spec.Retry)
+	case !res.OK:
+		r.log.Debug("probe failed", "rs", s.id, "check", c.spec.Name, "reason", res.Reason, "retry", c.v.retries)
+	}
+	if s.up != wasUp || s.eff != wasEff {
+		ev := Event{
+			RealServer: s.id, At: now, Up: s.up, Weight: s.eff,
+			UpChanged: s.up != wasUp, WeightChanged: s.eff != wasEff,
+			Check: c.spec.Name,
+		}
+		if !res.OK {
+			ev.Reason = res.Reason
+		}
+		r.events = append(r.events, ev)
+	}
+
+	d := c.spec.DelayLoop
+	if next == waitRetry {
+		d = c.spec.DelayBeforeRetry
+	}
+	from := now
+	if c.spec.FromStart {
+		from = c.started
+	}
+	r.enqueueLocked(c, maxTime(from.Add(d), now))
+	r.armLocked()
+}
+
+// state is whether every checker is up, and the weight: the configured
+// one, or a dynamic checker's, plus the offsets of the checkers up, kept
+// to IPVS's 0..65535.
+func (s *rsState) state() (bool, int) {
+	up := true
+	w := s.weight
+	if s.base != nil {
+		w = *s.base
+	}
+	for _, c := range s.checks {
+		up = up && c.v.up
+		if c.v.up {
+			w += c.offset
+		}
+	}
+	return up, min(max(w, 0), 65535)
+}
+
+// emit hands the queued events to OnEvent, in order, from one goroutine at
+// a time.
+func (r *Runner) emit() {
+	r.mu.Lock()
+	if r.emitting || len(r.events) == 0 {
+		r.mu.Unlock()
+		return
+	}
+	r.emitting = true
+	for len(r.events) > 0 {
+		evs := r.events
+		r.events = nil
+		r.mu.Unlock()
+		for _, e := range evs {
+			r.log.Info("real server", "rs", e.RealServer, "up", e.Up, "weight", e.Weight, "check", e.Check, "reason", e.Reason)
+			if r.cfg.OnEvent != nil {
+				r.cfg.OnEvent(e)
+			}
+		}
+		r.mu.Lock()
+	}
+	r.emitting = false
+	r.mu.Unlock()
+}
+
+func sameWeight(a, b *int) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}
+
+func copyWeight(w *int) *int {
+	if w == nil {
+		return nil
+	}
+	v := *w
+	return &v
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// deadlineCtx gives a probe its deadline on the Runner's clock; the Runner
+// cancels it when it stops waiting.
+type deadlineCtx struct {
+	context.Context
+	deadline time.Time
+}
+
+func (c deadlineCtx) Deadline() (time.Time, bool) { return c.deadline, true }
