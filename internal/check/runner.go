@@ -174,6 +174,29 @@ func NewRunner(cfg Config) *Runner {
 	}
 }
 
+// SetOnEvent sets where events go, for an owner built after the Runner.
+// Call it before Start or Run.
+func (r *Runner) SetOnEvent(f func(Event)) {
+	r.mu.Lock()
+	r.cfg.OnEvent = f
+	r.mu.Unlock()
+}
+
+// SetWeight changes a real server's configured weight (a configuration
+// reload that changed nothing else), keeping its check state. It returns
+// the new status.
+func (r *Runner) SetWeight(id string, w int) (Status, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s, ok := r.servers[id]
+	if !ok {
+		return Status{}, false
+	}
+	s.weight = w
+	s.up, s.eff = s.state()
+	return Status{Up: s.up, Weight: s.eff}, true
+}
+
 // Add starts checking a real server (at once if the Runner is running,
 // else when it starts) and returns its initial status: down if any checker
 // has alpha, else up.

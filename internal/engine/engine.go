@@ -1,111 +1,331 @@
 // Package engine owns keepvs's runtime state: it turns the configuration
-// into data plane operations and is the one path through which anything
-// (the configuration, the control API, later health checks and VRRP)
-// changes the virtual service table.
+// and health-check results into data plane operations, and it is the one
+// path through which anything (the configuration and its reloads, the
+// control API, checks, later VRRP) changes the virtual service table.
 package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
+	"time"
 
+	"github.com/keepvs/keepvs/internal/check"
+	"github.com/keepvs/keepvs/internal/check/build"
+	"github.com/keepvs/keepvs/internal/clock"
 	"github.com/keepvs/keepvs/internal/dataplane"
 	"github.com/keepvs/keepvs/internal/lvs"
 	"github.com/keepvs/keepvs/internal/model"
 )
 
+// Notification is something a notify script or FIFO reports: a real server
+// up or down, a virtual server's quorum gained or lost.
+type Notification struct {
+	Kind    string // "rs_up", "rs_down", "quorum_up", "quorum_down"
+	VS      string
+	RS      string
+	Script  *model.Script
+	Reason  string
+	Weight  int
+	Quorum  int
+	Time    time.Time
+	Virtual *model.VirtualServer
+}
+
+// Options configure an Engine.
+type Options struct {
+	Clock clock.Clock
+	// Checks runs health checks; without it real servers are taken as up.
+	Checks bool
+	// Runner runs the checks; nil builds one on Clock (tests pass one
+	// built on a fake clock with probes run in line).
+	Runner *check.Runner
+	// Notify receives notifications in order; nil drops them.
+	Notify func(Notification)
+}
+
 // Engine serializes every change to the data plane. It is itself a
 // dataplane.Dataplane, which is what the control API serves.
 type Engine struct {
-	dp  dataplane.Dataplane
-	log *slog.Logger
+	dp     dataplane.Dataplane
+	log    *slog.Logger
+	opt    Options
+	runner *check.Runner
 
-	mu  sync.Mutex
-	cfg *model.Config
+	mu      sync.Mutex
+	cfg     *model.Config
+	pending *model.Config // the configuration being loaded
+	vss     []*vsState
+	byCheck map[string]*rsState
+	owner   map[string]*vsState // checkID → its virtual server
 }
 
 var _ dataplane.Dataplane = (*Engine)(nil)
 
-// New wraps a data plane.
-func New(dp dataplane.Dataplane, log *slog.Logger) *Engine {
-	return &Engine{dp: dp, log: log}
+// New wraps a data plane. With opt.Checks, Run must run for checks to
+// happen.
+func New(dp dataplane.Dataplane, log *slog.Logger, opt Options) *Engine {
+	if opt.Clock == nil {
+		opt.Clock = clock.Real{}
+	}
+	e := &Engine{dp: dp, log: log, opt: opt, byCheck: map[string]*rsState{}, owner: map[string]*vsState{}}
+	if opt.Checks {
+		e.runner = opt.Runner
+		if e.runner == nil {
+			e.runner = check.NewRunner(check.Config{Clock: opt.Clock, Grace: check.DefaultGrace, Logger: log})
+		}
+		e.runner.SetOnEvent(e.onEvent)
+	}
+	return e
 }
 
-// Load installs a configuration's virtual services on an empty data plane.
-// It stops at the first operation the data plane refuses and says which
-// virtual_server (file:line) it came from.
+// Run runs the health checks until ctx ends.
+func (e *Engine) Run(ctx context.Context) error {
+	if e.runner == nil {
+		<-ctx.Done()
+		return nil
+	}
+	return e.runner.Run(ctx)
+}
+
+// Load installs a configuration on an empty data plane. It stops at the
+// first operation the data plane refuses and says which virtual_server
+// (file:line) it came from.
 func (e *Engine) Load(ctx context.Context, cfg *model.Config) error {
-	desired, err := Desired(cfg)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.pending = cfg
+	defer func() { e.pending = nil }()
+	states, err := e.states(cfg)
 	if err != nil {
 		return err
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for _, ds := range desired {
-		if err := e.dp.AddService(ctx, ds.Service); err != nil {
-			return fmt.Errorf("%s: virtual_server %s: %w", ds.From.Pos, ds.Service.ServiceKey, err)
+	for _, v := range states {
+		if err := e.addVS(ctx, v); err != nil {
+			return err
 		}
-		for _, d := range ds.Dests {
-			if err := e.dp.AddDest(ctx, ds.Service.ServiceKey, d); err != nil {
-				return fmt.Errorf("%s: real_server %s: %w", ds.From.Pos, d.AddrPort(), err)
-			}
-		}
-		e.log.Info("virtual service up", "vs", ds.Service.ServiceKey.String(), "sched", ds.Service.Scheduler, "rs", len(ds.Dests))
+		e.vss = append(e.vss, v)
 	}
 	e.cfg = cfg
 	return nil
 }
 
-func (e *Engine) locked(f func() error) error {
+// states builds the run-time state of a configuration, without touching
+// anything.
+func (e *Engine) states(cfg *model.Config) ([]*vsState, error) {
+	desired, err := Desired(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var out []*vsState
+	byVS := map[*model.VirtualServer]*vsState{}
+	for _, ds := range desired {
+		v, ok := byVS[ds.From]
+		if !ok {
+			v = &vsState{id: vsID(ds.From), vs: ds.From, quorumUp: true, installed: map[netip.AddrPort]lvs.Destination{}}
+			for _, rs := range ds.From.RealServers {
+				r := &rsState{rs: rs, up: true, weight: rs.Weight, checkSpec: checkSpec(rs)}
+				if e.runner != nil && len(rs.Checks) > 0 {
+					r.checkID = build.ID(ds.From, rs)
+				}
+				v.rss = append(v.rss, r)
+			}
+			byVS[ds.From] = v
+			out = append(out, v)
+		}
+		v.services = append(v.services, ds.Service)
+	}
+	return out, nil
+}
+
+// addVS installs a new virtual server: its services, its checks, then its
+// destinations.
+func (e *Engine) addVS(ctx context.Context, v *vsState) error {
+	for _, s := range v.services {
+		if err := e.dp.AddService(ctx, s); err != nil {
+			return fmt.Errorf("%s: virtual_server %s: %w", v.vs.Pos, s.ServiceKey, err)
+		}
+	}
+	for _, r := range v.rss {
+		if err := e.startChecks(v, r); err != nil {
+			return err
+		}
+	}
+	v.updateQuorum()
+	if err := e.reconcile(ctx, v); err != nil {
+		return err
+	}
+	e.log.Info("virtual service up", "vs", v.id, "sched", v.vs.Scheduler, "rs", len(v.rss), "services", len(v.services))
+	return nil
+}
+
+func (e *Engine) startChecks(v *vsState, r *rsState) error {
+	if r.checkID == "" {
+		return nil
+	}
+	spec, err := build.RealServer(v.vs, r.rs, e.cfg0().TrackFiles)
+	if err != nil {
+		return fmt.Errorf("%s: real_server %s: %w", r.rs.Pos, r.rs.Name(), err)
+	}
+	st, err := e.runner.Add(spec)
+	if err != nil {
+		return fmt.Errorf("%s: real_server %s: %w", r.rs.Pos, r.rs.Name(), err)
+	}
+	r.up, r.weight, r.since = st.Up, st.Weight, e.opt.Clock.Now()
+	if !st.Up {
+		r.reason = "alpha: down until its first successful check"
+	}
+	e.byCheck[r.checkID] = r
+	e.owner[r.checkID] = v
+	return nil
+}
+
+func (e *Engine) stopChecks(r *rsState) {
+	if r.checkID == "" {
+		return
+	}
+	e.runner.Remove(r.checkID)
+	delete(e.byCheck, r.checkID)
+	delete(e.owner, r.checkID)
+}
+
+// pending holds the configuration being loaded, for startChecks to find its
+// track files; cfg0 returns it or the running one.
+func (e *Engine) cfg0() *model.Config {
+	if e.pending != nil {
+		return e.pending
+	}
+	if e.cfg != nil {
+		return e.cfg
+	}
+	return &model.Config{}
+}
+
+// reconcile makes the data plane hold what the virtual server's state
+// asks for: the minimal adds, edits and deletes.
+func (e *Engine) reconcile(ctx context.Context, v *vsState) error {
+	want := v.desired()
+	var errs []error
+	for _, ap := range sortedAddrPorts(v.installed) {
+		if _, keep := want[ap]; keep {
+			continue
+		}
+		for _, s := range v.services {
+			if err := e.dp.DelDest(ctx, s.ServiceKey, ap); err != nil && !errors.Is(err, lvs.ErrNoDest) {
+				errs = append(errs, fmt.Errorf("%s: delete %s: %w", s.ServiceKey, ap, err))
+			}
+		}
+		delete(v.installed, ap)
+	}
+	for _, ap := range sortedAddrPorts(want) {
+		d := want[ap]
+		have, ok := v.installed[ap]
+		if ok && have == d {
+			continue
+		}
+		for _, s := range v.services {
+			var err error
+			if ok {
+				err = e.dp.EditDest(ctx, s.ServiceKey, d)
+			} else {
+				err = e.dp.AddDest(ctx, s.ServiceKey, d)
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: real_server %s: %w", v.vs.Pos, ap, err))
+			}
+		}
+		v.installed[ap] = d
+	}
+	return errors.Join(errs...)
+}
+
+func sortedAddrPorts[V any](m map[netip.AddrPort]V) []netip.AddrPort {
+	out := make([]netip.AddrPort, 0, len(m))
+	for ap := range m {
+		out = append(out, ap)
+	}
+	slices.SortFunc(out, func(a, b netip.AddrPort) int { return a.Compare(b) })
+	return out
+}
+
+// onEvent applies a health-check result.
+func (e *Engine) onEvent(ev check.Event) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return f()
+	r, ok := e.byCheck[ev.RealServer]
+	if !ok {
+		return // removed by a reload while the probe ran
+	}
+	v := e.owner[ev.RealServer]
+	r.weight = ev.Weight
+	if ev.UpChanged {
+		r.up, r.since, r.reason = ev.Up, ev.At, ev.Reason
+		kind, script, lvl := "rs_up", r.rs.NotifyUp, slog.LevelInfo
+		if !ev.Up {
+			kind, script, lvl = "rs_down", r.rs.NotifyDown, slog.LevelWarn
+		}
+		e.log.Log(context.Background(), lvl, "real server "+map[bool]string{true: "up", false: "down"}[ev.Up],
+			"vs", v.id, "rs", r.rs.Name(), "check", ev.Check, "reason", ev.Reason)
+		e.notify(Notification{Kind: kind, VS: v.id, RS: r.rs.Name(), Script: script, Reason: ev.Reason, Weight: r.weight, Time: ev.At, Virtual: v.vs})
+	} else if ev.WeightChanged {
+		e.log.Info("real server weight", "vs", v.id, "rs", r.rs.Name(), "weight", ev.Weight)
+	}
+	e.quorum(v, ev.At)
+	if err := e.reconcile(context.Background(), v); err != nil {
+		e.log.Error("applying a check result", "vs", v.id, "err", err)
+	}
 }
 
-func (e *Engine) Name() string                                       { return e.dp.Name() }
-func (e *Engine) Info(ctx context.Context) (lvs.Info, error)         { return e.dp.Info(ctx) }
-func (e *Engine) Conns(ctx context.Context) ([]lvs.Conn, error)      { return e.dp.Conns(ctx) }
-func (e *Engine) Timeouts(ctx context.Context) (lvs.Timeouts, error) { return e.dp.Timeouts(ctx) }
-func (e *Engine) Close() error                                       { return e.dp.Close() }
-
-func (e *Engine) Services(ctx context.Context) ([]lvs.ServiceStatus, error) {
-	return e.dp.Services(ctx)
+// quorum re-evaluates a virtual server's quorum and reports a change.
+func (e *Engine) quorum(v *vsState, at time.Time) {
+	if !v.updateQuorum() {
+		return
+	}
+	kind, script := "quorum_up", v.vs.QuorumUp
+	if !v.quorumUp {
+		kind, script = "quorum_down", v.vs.QuorumDown
+	}
+	e.log.Warn("virtual server "+kind, "vs", v.id, "alive_weight", v.aliveWeight(), "quorum", v.vs.Quorum, "hysteresis", v.vs.Hysteresis,
+		"sorry_server", v.vs.SorryServer != nil)
+	e.notify(Notification{Kind: kind, VS: v.id, Script: script, Quorum: v.vs.Quorum, Time: at, Virtual: v.vs})
 }
 
-func (e *Engine) AddService(ctx context.Context, s lvs.Service) error {
-	return e.locked(func() error { return e.dp.AddService(ctx, s) })
+func (e *Engine) notify(n Notification) {
+	if e.opt.Notify != nil {
+		e.opt.Notify(n)
+	}
 }
 
-func (e *Engine) EditService(ctx context.Context, s lvs.Service) error {
-	return e.locked(func() error { return e.dp.EditService(ctx, s) })
+// RSStatus is a real server as `keepvs status` shows it.
+type RSStatus struct {
+	VS       string    `json:"vs"`
+	RS       string    `json:"rs"`
+	Up       bool      `json:"up"`
+	Weight   int       `json:"weight"`
+	Checked  bool      `json:"checked"`
+	Since    time.Time `json:"since,omitzero"`
+	Reason   string    `json:"reason,omitempty"`
+	QuorumUp bool      `json:"quorum_up"`
+	Sorry    bool      `json:"sorry_server,omitempty"`
 }
 
-func (e *Engine) DelService(ctx context.Context, k lvs.ServiceKey) error {
-	return e.locked(func() error { return e.dp.DelService(ctx, k) })
-}
-
-func (e *Engine) Flush(ctx context.Context) error {
-	return e.locked(func() error { return e.dp.Flush(ctx) })
-}
-
-func (e *Engine) AddDest(ctx context.Context, k lvs.ServiceKey, d lvs.Destination) error {
-	return e.locked(func() error { return e.dp.AddDest(ctx, k, d) })
-}
-
-func (e *Engine) EditDest(ctx context.Context, k lvs.ServiceKey, d lvs.Destination) error {
-	return e.locked(func() error { return e.dp.EditDest(ctx, k, d) })
-}
-
-func (e *Engine) DelDest(ctx context.Context, k lvs.ServiceKey, d netip.AddrPort) error {
-	return e.locked(func() error { return e.dp.DelDest(ctx, k, d) })
-}
-
-func (e *Engine) Zero(ctx context.Context, k *lvs.ServiceKey) error {
-	return e.locked(func() error { return e.dp.Zero(ctx, k) })
-}
-
-func (e *Engine) SetTimeouts(ctx context.Context, t lvs.Timeouts) error {
-	return e.locked(func() error { return e.dp.SetTimeouts(ctx, t) })
+// Status lists every real server's check state.
+func (e *Engine) Status() []RSStatus {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []RSStatus
+	for _, v := range e.vss {
+		for _, r := range v.rss {
+			out = append(out, RSStatus{VS: v.id, RS: r.rs.Name(), Up: r.up, Weight: r.weight, Checked: r.checkID != "",
+				Since: r.since, Reason: r.reason, QuorumUp: v.quorumUp})
+		}
+		if s := v.vs.SorryServer; s != nil {
+			out = append(out, RSStatus{VS: v.id, RS: s.Name(), Up: !v.quorumUp, Weight: s.Weight, QuorumUp: v.quorumUp, Sorry: true})
+		}
+	}
+	return out
 }

@@ -60,15 +60,14 @@ virtual_server group G {
 }
 `)
 	dp := newFake()
-	e := New(dp, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	e := New(dp, slog.New(slog.NewTextHandler(io.Discard, nil)), Options{})
 	if err := e.Load(context.Background(), cfg); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{
 		"AddService TCP 10.1.1.166:80", "AddDest TCP 10.1.1.166:80 10.1.1.163:80 w10", "AddDest TCP 10.1.1.166:80 10.1.1.164:80 w5",
-		"AddService UDP 10.0.0.1:80", "AddDest UDP 10.0.0.1:80 10.2.0.1:80 w1",
-		"AddService UDP 10.0.0.2:80", "AddDest UDP 10.0.0.2:80 10.2.0.1:80 w1",
-		"AddService FWM 7", "AddDest FWM 7 10.2.0.1:80 w1",
+		"AddService UDP 10.0.0.1:80", "AddService UDP 10.0.0.2:80", "AddService FWM 7",
+		"AddDest UDP 10.0.0.1:80 10.2.0.1:80 w1", "AddDest UDP 10.0.0.2:80 10.2.0.1:80 w1", "AddDest FWM 7 10.2.0.1:80 w1",
 	}
 	if got := dp.Calls(); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("calls:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -90,7 +89,7 @@ func TestLoadRefusal(t *testing.T) {
 	cfg := load(t, "virtual_server 10.0.0.1 80 {\n protocol TCP\n real_server 10.0.1.1 80 {\n }\n}\n")
 	dp := newFake()
 	dp.T.AddService(lvs.Service{ServiceKey: lvs.ServiceKey{Proto: lvs.TCP, Addr: cfg.VirtualServers[0].Addr, Port: 80}, Scheduler: "rr"})
-	err := New(dp, slog.New(slog.NewTextHandler(io.Discard, nil))).Load(context.Background(), cfg)
+	err := New(dp, slog.New(slog.NewTextHandler(io.Discard, nil)), Options{}).Load(context.Background(), cfg)
 	if err == nil || !strings.Contains(err.Error(), "t.conf:1:1: virtual_server TCP 10.0.0.1:80: service already exists") {
 		t.Errorf("got %v", err)
 	}
