@@ -41,6 +41,8 @@ var daemonOptions = []option{
 	{'r', "vrrp_pid", requiredArg, "accepted for keepalived's command lines (keepvs is one process)"},
 	{'c', "checkers_pid", requiredArg, "accepted for keepalived's command lines (keepvs is one process)"},
 	{0, "signum", requiredArg, "print the signal number for STOP, RELOAD, DATA, STATS, STATS_CLEAR or JSON"},
+	{0, "dataplane", requiredArg, "proxy, ipvs, xdp or auto (default auto: what this host supports, else proxy)"},
+	{0, "control-socket", requiredArg, "the control socket (default $KEEPVS_SOCKET, else /run/keepvs/keepvs.sock as root)"},
 	{'v', "version", noArg, "display the version"},
 	{'h', "help", noArg, "display this help"},
 }
@@ -83,8 +85,7 @@ func runDaemon(ctx context.Context, prog string, argv []string, stdin io.Reader,
 	if opts.has("config-test") || opts.has("dump") || opts.has("dump-conf") {
 		return configTest(path, src, copt, opts, stdout, stderr)
 	}
-	fmt.Fprintf(stderr, "%s: the daemon is not built yet (issue #3); use -t to check a configuration\n", prog)
-	return 1
+	return serve(ctx, prog, path, src, copt, opts, stderr)
 }
 
 // confOptions are how the daemon reads configurations.

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+
+	"github.com/keepvs/keepvs/internal/api"
+	"github.com/keepvs/keepvs/internal/clock"
+	"github.com/keepvs/keepvs/internal/conf"
+	"github.com/keepvs/keepvs/internal/dataplane"
+	"github.com/keepvs/keepvs/internal/dataplane/proxy"
+	"github.com/keepvs/keepvs/internal/engine"
+	"github.com/keepvs/keepvs/internal/lvs"
+	"github.com/keepvs/keepvs/internal/sched"
+)
+
+// kernelHasIPVS reports whether this kernel has IP Virtual Server loaded.
+func kernelHasIPVS() bool {
+	_, err := os.Stat("/proc/net/ip_vs")
+	return err == nil
+}
+
+// chooseDataplane picks the data plane and says why.
+func chooseDataplane(want string, log *slog.Logger) (string, error) {
+	switch want {
+	case "", "auto":
+		if kernelHasIPVS() {
+			log.Info("kernel IPVS is present, but the ipvs data plane is not built yet (issue #6); using the userspace proxy", "dataplane", "proxy")
+		} else {
+			log.Info("no IP Virtual Server in this kernel (no /proc/net/ip_vs); using the userspace proxy", "dataplane", "proxy")
+		}
+		return "proxy", nil
+	case "proxy":
+		return "proxy", nil
+	case "ipvs", "xdp":
+		return "", fmt.Errorf("--dataplane %s: not built yet (ipvs: issue #6; xdp: later); use proxy or auto", want)
+	}
+	return "", fmt.Errorf("--dataplane %q: want proxy, ipvs, xdp or auto", want)
+}
+
+// serve runs the daemon until SIGTERM or SIGINT.
+func serve(ctx context.Context, prog, path string, src []byte, copt conf.Options, opts parsed, stderr io.Writer) int {
+	level := slog.LevelInfo
+	if opts.has("log-detail") {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	cfg, diags := loadConfig(path, src, copt)
+	for _, d := range diags {
+		if d.Severity == conf.Warning {
+			log.Warn(d.String())
+		} else {
+			log.Error(d.String())
+		}
+	}
+	if diags.HasErrors() {
+		log.Error("configuration rejected; not starting", "config", path)
+		return 4
+	}
+	if _, err := chooseDataplane(opts.get("dataplane", "auto"), log); err != nil {
+		log.Error(err.Error())
+		return 2
+	}
+	table := lvs.NewTable(clock.Real{}, sched.Standard())
+	px := proxy.New(table, log, proxy.Options{})
+	var dp dataplane.Dataplane = px
+
+	sock := opts.get("control-socket", api.DefaultSocket())
+	l, err := api.Listen(sock)
+	if err != nil {
+		log.Error(err.Error())
+		return 1
+	}
+	if pid := opts.get("pid", ""); pid != "" {
+		if err := os.WriteFile(pid, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+			log.Error("pid file", "err", err)
+			return 1
+		}
+		defer os.Remove(pid)
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	notes := newNotifier(cfg, log)
+	defer notes.close()
+	eng := engine.New(dp, log, engine.Options{Checks: true, Notify: notes.handle})
+	pxDone := make(chan error, 1)
+	go func() { pxDone <- px.Run(ctx) }()
+	go eng.Run(ctx)
+	if err := eng.Load(ctx, cfg); err != nil {
+		log.Error("cannot install the configuration", "err", err)
+		cancel()
+		<-pxDone
+		px.Close()
+		l.Close()
+		os.Remove(sock)
+		return 1
+	}
+	apiDone := make(chan error, 1)
+	srv := api.NewServer(eng, log)
+	srv.Status = func() any { return eng.Status() }
+	go func() { apiDone <- srv.Serve(ctx, l) }()
+	log.Info("keepvs running", "version", version, "config", path, "dataplane", dp.Name(), "control_socket", sock)
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-hup:
+			reload(ctx, eng, path, src, copt, log)
+			continue
+		case err := <-pxDone:
+			if err != nil && !errors.Is(err, context.Canceled) {
+				log.Error("data plane stopped", "err", err)
+				cancel()
+				<-apiDone
+				return 1
+			}
+		case <-ctx.Done():
+		}
+		break
+	}
+	log.Info("stopping: removing the virtual services keepvs installed")
+	cancel()
+	<-apiDone
+	dp.Flush(context.Background())
+	dp.Close()
+	os.Remove(sock)
+	return 0
+}
+
+// reload re-reads the configuration and applies what changed. A
+// configuration with errors is refused whole, each error logged with its
+// file:line, and the running one stays.
+func reload(ctx context.Context, eng *engine.Engine, path string, src []byte, copt conf.Options, log *slog.Logger) {
+	log.Info("SIGHUP: reloading", "config", path)
+	cfg, diags := loadConfig(path, src, copt)
+	for _, d := range diags {
+		if d.Severity == conf.Error {
+			log.Error(d.String())
+		} else {
+			log.Warn(d.String())
+		}
+	}
+	if diags.HasErrors() {
+		log.Error("reload refused: the configuration has errors; the running configuration is unchanged", "config", path, "errors", len(diags.Errors()))
+		return
+	}
+	if err := eng.Reload(ctx, cfg); err != nil {
+		log.Error("reload applied with errors", "err", err)
+		return
+	}
+	log.Info("reload done", "config", path)
+}
