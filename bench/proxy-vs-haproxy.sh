@@ -17,6 +17,7 @@ trap 'kill $(jobs -p) 2>/dev/null; nginx -c $W/nginx.conf -s stop 2>/dev/null; w
 
 CGO_ENABLED=0 go build -o $W/keepvs ./cmd/keepvs
 mkdir -p $W/www && head -c 612 /dev/urandom | base64 > $W/www/index.html && head -c 100000000 /dev/zero > $W/www/100m.bin
+chmod -R a+rX $W    # nginx's workers run unprivileged
 cat > $W/nginx.conf <<EOC
 worker_processes 1;
 pid $W/nginx.pid;
@@ -33,7 +34,7 @@ nginx -c $W/nginx.conf
 cat > $W/haproxy.cfg <<EOC
 global
   nbthread $THREADS
-  maxconn 20000
+  maxconn 5000
 defaults
   mode tcp
   timeout connect 5s
@@ -64,6 +65,7 @@ for i in $(seq 50); do curl -fs -o /dev/null http://127.0.0.1:18091/ && break; s
 run() { # name url wrk-args...
   local name=$1 url=$2; shift 2
   wrk -t1 -c50 -d${DUR}s --latency "$@" "$url" > $W/out.$name 2>&1 || true
+  if grep -q "Non-2xx" $W/out.$name; then echo "error responses in $name:" >&2; cat $W/out.$name >&2; exit 1; fi
   local rps tps p99
   rps=$(awk '/Requests\/sec/ {print $2}' $W/out.$name)
   tps=$(awk '/Transfer\/sec/ {print $2}' $W/out.$name)

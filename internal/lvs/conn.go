@@ -3,6 +3,7 @@ package lvs
 import (
 	"context"
 	"net/netip"
+	"slices"
 	"sort"
 	"sync/atomic"
 	"time"
@@ -77,25 +78,52 @@ type conn struct {
 	// expiry is lastActive + the state's timeout (+ the service's
 	// persistence timeout for templates).
 	lastActive atomic.Int64
-	ttl        time.Duration // templates: the service's timeout
-	ctl        *conn         // the template controlling this connection
-	nControl   int           // connections a template controls
-	gone       bool          // expired or replaced
+	// ttl is the timeout in force: the service's for a template, else the
+	// state's, read from the timeout table when the state was set (as the
+	// kernel copies it into the connection), so --set reaches existing
+	// connections at their next state change.
+	ttl      time.Duration
+	ctl      *conn // the template controlling this connection
+	nControl int   // connections a template controls
+	gone     bool  // expired or replaced
+	// bucket is the wheel second the entry is filed under; entries filed
+	// again under an earlier second leave stale copies that are skipped.
+	bucket int64
 }
 
+// connTable is the connection table and a timing wheel of one-second
+// buckets: expiry looks only at the entries whose time may have come, as
+// the kernel's per-connection timers do, instead of scanning a table that
+// holds every connection of the last two minutes (TIME_WAIT).
 type connTable struct {
-	m   map[connKey]*conn
-	seq uint64
+	m     map[connKey]*conn
+	seq   uint64
+	wheel map[int64][]*conn
+	// next is the first wheel second not yet looked at.
+	next int64
 }
 
-func newConnTable() connTable { return connTable{m: map[connKey]*conn{}} }
+func newConnTable() connTable { return connTable{m: map[connKey]*conn{}, wheel: map[int64][]*conn{}} }
+
+// file puts c in the bucket of the second its deadline falls in.
+func (t *Table) file(c *conn) {
+	d := t.deadline(c)
+	sec := d.Unix()
+	if d.Nanosecond() > 0 {
+		sec++ // the bucket is looked at once its whole second has passed
+	}
+	if sec < t.conns.next {
+		sec = t.conns.next
+	}
+	if c.bucket != 0 && c.bucket <= sec {
+		return // already filed no later than that: looked at in time
+	}
+	c.bucket = sec
+	t.conns.wheel[sec] = append(t.conns.wheel[sec], c)
+}
 
 func (t *Table) deadline(c *conn) time.Time {
-	ttl := c.ttl
-	if !c.key.template {
-		ttl = t.timeouts.timeout(c.state)
-	}
-	return time.Unix(0, c.lastActive.Load()).Add(ttl)
+	return time.Unix(0, c.lastActive.Load()).Add(c.ttl)
 }
 
 // bind counts a new entry against its destination, as ip_vs_bind_dest.
@@ -146,8 +174,15 @@ func (t *Table) insertConn(c *conn, now time.Time) {
 	t.conns.seq++
 	c.seq = t.conns.seq
 	c.lastActive.Store(now.UnixNano())
+	if !c.key.template {
+		c.ttl = t.timeouts.timeout(c.state)
+	}
 	t.conns.m[c.key] = c
 	c.bind()
+	if t.conns.next == 0 {
+		t.conns.next = now.Unix()
+	}
+	t.file(c)
 }
 
 // setState moves a connection to state s, moving it between the active and
@@ -290,10 +325,14 @@ func (svc *service) schedule(proto Protocol, client, virtual netip.AddrPort) *de
 // SetState reports a TCP state change (the proxy's view of the handshake
 // and of FIN/RST in each direction).
 func (s *Session) SetState(st State) {
+	s.c.lastActive.Store(s.t.clock.Now().UnixNano())
 	s.t.mu.Lock()
 	s.c.setState(st)
+	s.c.ttl = s.t.timeouts.timeout(st)
+	if !s.c.gone {
+		s.t.file(s.c) // a shorter timeout (CLOSE) may bring the deadline forward
+	}
 	s.t.mu.Unlock()
-	s.c.lastActive.Store(s.t.clock.Now().UnixNano())
 }
 
 // In counts one packet of n bytes from the client; Out one from the real
@@ -326,22 +365,58 @@ func (t *Table) Expire(now time.Time) {
 }
 
 func (t *Table) expireLocked(now time.Time) {
-	var templates []*conn
-	for _, c := range t.conns.m {
-		if c.key.template {
-			templates = append(templates, c)
-			continue
+	end := now.Unix()
+	if t.conns.next == 0 || t.conns.next > end {
+		return
+	}
+	if end-t.conns.next > int64(len(t.conns.wheel))+3600 {
+		// A long jump of the clock: visit the buckets that exist rather
+		// than every second in between.
+		for sec := range t.conns.wheel {
+			if sec <= end {
+				t.expireBucket(sec, now)
+			}
 		}
-		if !now.Before(t.deadline(c)) {
-			t.removeConn(c)
+	} else {
+		for sec := t.conns.next; sec <= end; sec++ {
+			t.expireBucket(sec, now)
 		}
 	}
-	for _, c := range templates {
-		if now.Before(t.deadline(c)) {
+	t.conns.next = end + 1
+}
+
+// expireBucket looks at the entries filed under second sec: those whose
+// time is up go (a template outlives its timeout while it still controls
+// connections, as in the kernel); the others are filed again.
+func (t *Table) expireBucket(sec int64, now time.Time) {
+	list, ok := t.conns.wheel[sec]
+	if !ok {
+		return
+	}
+	delete(t.conns.wheel, sec)
+	// Connections before templates, so a template whose last connection
+	// goes in this same second goes too.
+	slices.SortStableFunc(list, func(a, b *conn) int {
+		switch {
+		case a.key.template == b.key.template:
+			return 0
+		case b.key.template:
+			return -1
+		}
+		return 1
+	})
+	for _, c := range list {
+		if c.gone || c.bucket != sec {
 			continue
 		}
-		if c.nControl > 0 {
+		c.bucket = 0
+		if now.Before(t.deadline(c)) {
+			t.file(c)
+			continue
+		}
+		if c.key.template && c.nControl > 0 {
 			c.lastActive.Store(now.UnixNano())
+			t.file(c)
 			continue
 		}
 		t.removeConn(c)

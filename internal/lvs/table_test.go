@@ -111,15 +111,20 @@ func TestStatesAndCounts(t *testing.T) {
 	if st != (Stats{Conns: 1, InPkts: 1, OutPkts: 2, InBytes: 100, OutBytes: 1500}) {
 		t.Errorf("stats %+v", st)
 	}
+	// --set tcpfin reaches a connection when it enters FIN_WAIT (the
+	// kernel copies the timeout into the connection at each state change).
+	tb.SetTimeouts(Timeouts{TCPFin: 30 * time.Second})
+	if c := tb.Conns()[0]; c.Expires != 900*time.Second {
+		t.Errorf("ESTABLISHED entry expires in %v, want the 900 s it had", c.Expires)
+	}
 	s.SetState(StateFinWait)
 	if d = destStatus(t, tb, rs1); d.ActiveConns != 0 || d.InactConns != 1 {
 		t.Fatalf("FIN_WAIT: active %d inactive %d, want 0/1", d.ActiveConns, d.InactConns)
 	}
 	conns := tb.Conns()
-	if len(conns) != 1 || conns[0].State != "FIN_WAIT" || conns[0].Expires != 120*time.Second {
+	if len(conns) != 1 || conns[0].State != "FIN_WAIT" || conns[0].Expires != 30*time.Second {
 		t.Fatalf("conns %+v", conns)
 	}
-	tb.SetTimeouts(Timeouts{TCPFin: 30 * time.Second})
 	clk.Advance(29 * time.Second)
 	tb.Expire(clk.Now())
 	if len(tb.Conns()) != 1 {
@@ -250,9 +255,11 @@ func TestPersistence(t *testing.T) {
 		t.Errorf("persistent client moved off a weight-0 destination")
 	}
 	// The template outlives its timeout while it controls connections, and
-	// goes once they are gone.
-	clk.Advance(10 * time.Minute)
-	tb.Expire(clk.Now())
+	// goes once they are gone (expiry ticks every second, as Run does).
+	for i := 0; i < 600; i++ {
+		clk.Advance(time.Second)
+		tb.Expire(clk.Now())
+	}
 	if n := len(tb.Conns()); n != 0 {
 		t.Errorf("%d entries left after everything timed out", n)
 	}
