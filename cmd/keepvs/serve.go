@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"syscall"
 
@@ -47,11 +48,12 @@ func chooseDataplane(want string, log *slog.Logger) (string, error) {
 
 // serve runs the daemon until SIGTERM or SIGINT.
 func serve(ctx context.Context, prog, path string, src []byte, copt conf.Options, opts parsed, stderr io.Writer) int {
-	level := slog.LevelInfo
-	if opts.has("log-detail") {
-		level = slog.LevelDebug
+	log, closeLog, err := newLogger(opts, stderr, localSyslog)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		return 2
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	defer closeLog()
 	cfg, diags := loadConfig(path, src, copt)
 	for _, d := range diags {
 		if d.Severity == conf.Warning {
@@ -86,6 +88,13 @@ func serve(ctx context.Context, prog, path string, src []byte, copt conf.Options
 		defer os.Remove(pid)
 	}
 
+	if path := os.Getenv("KEEPVS_CPUPROFILE"); path != "" {
+		// For profiling the daemon under load (docs/benchmarks.md).
+		if f, err := os.Create(path); err == nil {
+			pprof.StartCPUProfile(f)
+			defer func() { pprof.StopCPUProfile(); f.Close() }()
+		}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	notes := newNotifier(cfg, log)
@@ -129,6 +138,7 @@ func serve(ctx context.Context, prog, path string, src []byte, copt conf.Options
 		break
 	}
 	log.Info("stopping: removing the virtual services keepvs installed")
+	eng.Shutdown()
 	cancel()
 	<-apiDone
 	dp.Flush(context.Background())

@@ -82,6 +82,11 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	return json.NewDecoder(resp.Body).Decode(out)
 }
 
+// Status decodes GET /v1/status into v.
+func (c *Client) Status(ctx context.Context, v any) error {
+	return c.do(ctx, "GET", "/v1/status", nil, v)
+}
+
 // Name is the daemon's data plane.
 func (c *Client) Name() string { return c.name }
 

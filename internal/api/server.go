@@ -44,6 +44,9 @@ type Server struct {
 	dp  dataplane.Dataplane
 	log *slog.Logger
 	mux *http.ServeMux
+	// Status, when set, answers GET /v1/status (each real server's check
+	// state).
+	Status func() any
 }
 
 // NewServer builds the handlers; Serve listens.
@@ -83,6 +86,12 @@ func (s *Server) routes() {
 			lvs.Info
 			Dataplane string `json:"dataplane"`
 		}{info, s.dp.Name()}, err
+	})
+	get("/v1/status", func(ctx context.Context) (any, error) {
+		if s.Status == nil {
+			return nil, fmt.Errorf("%w: no status here", dataplane.ErrNotSupported)
+		}
+		return s.Status(), nil
 	})
 	get("/v1/services", func(ctx context.Context) (any, error) { return s.dp.Services(ctx) })
 	get("/v1/conns", func(ctx context.Context) (any, error) { return s.dp.Conns(ctx) })

@@ -168,3 +168,23 @@ virtual_server 10.0.0.2 443 {
 	}
 	expectCalls(t, dp, "DelService TCP 10.0.0.1:80")
 }
+
+func TestOmegaOnShutdown(t *testing.T) {
+	src := strings.Replace(twoRS, "lvs_sched rr", "lvs_sched rr\n    omega\n    quorum_down \"/bin/echo qdown\"", 1)
+	e, _, notes := checked(t, src)
+	event(e, "10.0.1.2:80", false, 3)
+	*notes = nil
+	e.Shutdown()
+	var got []string
+	for _, n := range *notes {
+		got = append(got, n.Kind+" "+n.RS)
+	}
+	if s := strings.Join(got, ", "); s != "rs_down 10.0.1.1:80, quorum_down " {
+		t.Errorf("omega notifications: %s", s)
+	}
+	e2, _, notes2 := checked(t, twoRS)
+	e2.Shutdown()
+	if len(*notes2) != 0 {
+		t.Errorf("without omega, shutdown notified %v", *notes2)
+	}
+}

@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,9 +27,12 @@ import (
 // Notification is something a notify script or FIFO reports: a real server
 // up or down, a virtual server's quorum gained or lost.
 type Notification struct {
-	Kind    string // "rs_up", "rs_down", "quorum_up", "quorum_down"
-	VS      string
-	RS      string
+	Kind string // "rs_up", "rs_down", "quorum_up", "quorum_down"
+	VS   string
+	RS   string
+	// RSFIFO is the real server as keepalived's LVS FIFO writes it:
+	// [1.2.3.4]:tcp:80.
+	RSFIFO  string
 	Script  *model.Script
 	Reason  string
 	Weight  int
@@ -270,7 +275,7 @@ func (e *Engine) onEvent(ev check.Event) {
 		}
 		e.log.Log(context.Background(), lvl, "real server "+map[bool]string{true: "up", false: "down"}[ev.Up],
 			"vs", v.id, "rs", r.rs.Name(), "check", ev.Check, "reason", ev.Reason)
-		e.notify(Notification{Kind: kind, VS: v.id, RS: r.rs.Name(), Script: script, Reason: ev.Reason, Weight: r.weight, Time: ev.At, Virtual: v.vs})
+		e.notify(Notification{Kind: kind, VS: v.id, RS: r.rs.Name(), RSFIFO: rsFIFOName(v.vs, r.rs), Script: script, Reason: ev.Reason, Weight: r.weight, Time: ev.At, Virtual: v.vs})
 	} else if ev.WeightChanged {
 		e.log.Info("real server weight", "vs", v.id, "rs", r.rs.Name(), "weight", ev.Weight)
 	}
@@ -328,4 +333,31 @@ func (e *Engine) Status() []RSStatus {
 		}
 	}
 	return out
+}
+
+func rsFIFOName(vs *model.VirtualServer, rs *model.RealServer) string {
+	return "[" + rs.Addr.String() + "]:" + strings.ToLower(vs.Protocol.String()) + ":" + strconv.Itoa(int(rs.Port))
+}
+
+// Shutdown is called when the daemon stops: with omega, a virtual server
+// reports its live real servers down and its quorum lost, so their
+// notify_down and quorum_down scripts run, as keepalived does.
+func (e *Engine) Shutdown() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.opt.Clock.Now()
+	for _, v := range e.vss {
+		if !v.vs.Omega {
+			continue
+		}
+		for _, r := range v.rss {
+			if r.up {
+				e.notify(Notification{Kind: "rs_down", VS: v.id, RS: r.rs.Name(), RSFIFO: rsFIFOName(v.vs, r.rs), Script: r.rs.NotifyDown,
+					Reason: "shutdown (omega)", Weight: r.weight, Time: now, Virtual: v.vs})
+			}
+		}
+		if v.quorumUp {
+			e.notify(Notification{Kind: "quorum_down", VS: v.id, Script: v.vs.QuorumDown, Quorum: v.vs.Quorum, Time: now, Virtual: v.vs})
+		}
+	}
 }

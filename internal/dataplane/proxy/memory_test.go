@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -52,18 +53,25 @@ func TestIdleConnectionsMemory(t *testing.T) {
 	out := bufio.NewScanner(stdout)
 	line := func() string {
 		for out.Scan() {
-			if f := strings.Fields(out.Text()); len(f) == 2 && (f[0] == "backend" || f[0] == "dialed") {
+			if f := strings.Fields(out.Text()); len(f) == 2 && (f[0] == "backends" || f[0] == "backend" || f[0] == "dialed") {
 				return f[1]
 			}
 		}
 		t.Fatalf("helper ended: %v", out.Err())
 		return ""
 	}
-	be := netip.MustParseAddrPort(line())
+	// One 4-tuple family (source IP, real server) has ~28k ephemeral ports:
+	// the helper listens on several real servers and dials from several
+	// loopback addresses so 100,000 connections fit.
+	nb, _ := strconv.Atoi(line())
+	var bes []*backend
+	for range nb {
+		bes = append(bes, &backend{addr: netip.MustParseAddrPort(line())})
+	}
 
 	p := startProxy(t, Options{})
 	vip := freePort(t, "127.0.0.1")
-	addService(t, p, tcpService(vip, "rr"), []*backend{{addr: be}})
+	addService(t, p, tcpService(vip, "rr"), bes)
 
 	heap0, rss0 := memNow()
 	slab0 := slab()
@@ -75,7 +83,11 @@ func TestIdleConnectionsMemory(t *testing.T) {
 	}
 	eventually(t, "all connections ESTABLISHED", func() bool {
 		ss, _ := p.Services(t.Context())
-		return ss[0].Dests[0].ActiveConns == uint32(n)
+		var active uint32
+		for _, d := range ss[0].Dests {
+			active += d.ActiveConns
+		}
+		return active == uint32(n)
 	})
 	setup := time.Since(start)
 	heap1, rss1 := memNow()
@@ -102,21 +114,29 @@ func TestMemHelper(t *testing.T) {
 		t.Skip("helper process for TestIdleConnectionsMemory")
 	}
 	raiseNofile(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	const perTuple = 20000 // under the 28k ephemeral ports of one address pair
 	var held []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			held = append(held, c)
+	var mu sync.Mutex
+	nb := 5
+	fmt.Printf("\nbackends %d\n", nb)
+	for range nb {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
 		}
-	}()
-	fmt.Printf("\nbackend %s\n", ln.Addr())
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				mu.Lock()
+				held = append(held, c)
+				mu.Unlock()
+			}
+		}()
+		fmt.Printf("\nbackend %s\n", ln.Addr())
+	}
 	in := bufio.NewScanner(os.Stdin)
 	if !in.Scan() {
 		return
@@ -125,8 +145,9 @@ func TestMemHelper(t *testing.T) {
 	var n int
 	fmt.Sscan(in.Text(), &vip, &n)
 	var clients []net.Conn
-	for range n {
-		c, err := net.Dial("tcp", vip)
+	for i := range n {
+		src := &net.TCPAddr{IP: net.IPv4(127, 0, 1, byte(1+i/perTuple))}
+		c, err := (&net.Dialer{LocalAddr: src}).Dial("tcp", vip)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "dial:", err)
 			break
@@ -137,12 +158,19 @@ func TestMemHelper(t *testing.T) {
 	for in.Scan() {
 	}
 	runtime.KeepAlive(clients)
+	mu.Lock()
+	runtime.KeepAlive(held)
+	mu.Unlock()
 }
 
 func raiseNofile(t *testing.T) uint64 {
 	var rl syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
 		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 && rl.Max < 1<<20 {
+		// Root may raise the hard limit (up to fs.nr_open).
+		rl.Max = 1 << 20
 	}
 	rl.Cur = rl.Max
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
