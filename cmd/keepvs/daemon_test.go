@@ -32,6 +32,18 @@ func (d *daemon) waitLog(t *testing.T, s string) {
 	}
 }
 
+// waitLogCount waits until the daemon's log has s at least n times.
+func (d *daemon) waitLogCount(t *testing.T, s string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for strings.Count(d.logs.String(), s) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("daemon logged %q %d times, want %d; log:\n%s", s, strings.Count(d.logs.String(), s), n, d.logs.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // startDaemon runs `keepvs -f` on a configuration in-process and returns its
 // control socket; the daemon stops when the test ends.
 func startDaemon(t *testing.T, config string) string { return startDaemonD(t, config).sock }
