@@ -29,6 +29,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runAdm(ctx, "keepvs adm", args[2:], stdin, stdout, stderr)
 	case len(args) > 1 && args[1] == "status":
 		return runStatus(ctx, args[2:], stdout, stderr)
+	case len(args) > 1 && args[1] == "rs":
+		return runRS(ctx, args[2:], stdout, stderr)
 	}
 	return runDaemon(ctx, prog, args[1:], stdin, stdout, stderr)
 }

@@ -115,6 +115,7 @@ func serve(ctx context.Context, prog, path string, src []byte, copt conf.Options
 	apiDone := make(chan error, 1)
 	srv := api.NewServer(eng, log)
 	srv.Status = func() any { return eng.Status() }
+	srv.RealServers = eng
 	go func() { apiDone <- srv.Serve(ctx, l) }()
 	log.Info("keepvs running", "version", version, "config", path, "dataplane", dp.Name(), "control_socket", sock)
 

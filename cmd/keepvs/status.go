@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/netip"
+	"strconv"
 	"text/tabwriter"
 	"time"
 
@@ -49,5 +51,56 @@ func runStatus(ctx context.Context, argv []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\n", vs, s.RS, state, s.Weight, since, s.Reason)
 	}
 	w.Flush()
+	return 0
+}
+
+const rsUsage = `usage: keepvs rs add VIRTUAL_SERVER 'real_server ADDR PORT { ... }'
+       keepvs rs del VIRTUAL_SERVER ADDR:PORT
+       keepvs rs weight VIRTUAL_SERVER ADDR:PORT WEIGHT
+VIRTUAL_SERVER as keepvs status shows it, e.g. "TCP 10.0.0.1:80".
+Changes last until the next reload of the configuration.
+`
+
+// runRS is `keepvs rs`: real servers added, removed or reweighted at run
+// time, with their health checks, without a reload.
+func runRS(ctx context.Context, argv []string, stdout, stderr io.Writer) int {
+	if len(argv) < 3 {
+		fmt.Fprint(stderr, rsUsage)
+		return 2
+	}
+	c, err := api.Dial(ctx, api.DefaultSocket())
+	if err != nil {
+		fmt.Fprintf(stderr, "keepvs rs: %v\n", err)
+		return 1
+	}
+	defer c.Close()
+	verb, vs := argv[0], argv[1]
+	switch {
+	case verb == "add" && len(argv) == 3:
+		err = c.AddRealServer(ctx, vs, argv[2])
+	case verb == "del" && len(argv) == 3, verb == "weight" && len(argv) == 4:
+		ap, perr := netip.ParseAddrPort(argv[2])
+		if perr != nil {
+			fmt.Fprintf(stderr, "keepvs rs: %q is not ADDR:PORT\n", argv[2])
+			return 2
+		}
+		if verb == "del" {
+			err = c.RemoveRealServer(ctx, vs, ap)
+			break
+		}
+		w, werr := strconv.Atoi(argv[3])
+		if werr != nil {
+			fmt.Fprintf(stderr, "keepvs rs: weight %q is not a number\n", argv[3])
+			return 2
+		}
+		err = c.SetRealServerWeight(ctx, vs, ap, w)
+	default:
+		fmt.Fprint(stderr, rsUsage)
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "keepvs rs %s: %v\n", verb, err)
+		return 1
+	}
 	return 0
 }

@@ -87,6 +87,22 @@ func (c *Client) Status(ctx context.Context, v any) error {
 	return c.do(ctx, "GET", "/v1/status", nil, v)
 }
 
+// AddRealServer adds a real server (a keepalived real_server block) to a
+// configured virtual server, with its checks.
+func (c *Client) AddRealServer(ctx context.Context, vs, block string) error {
+	return c.do(ctx, "POST", "/v1/realservers", RealServerRequest{VirtualServer: vs, Block: block}, nil)
+}
+
+// RemoveRealServer removes a real server from a virtual server.
+func (c *Client) RemoveRealServer(ctx context.Context, vs string, rs netip.AddrPort) error {
+	return c.do(ctx, "DELETE", "/v1/realservers", RealServerRequest{VirtualServer: vs, Addr: rs}, nil)
+}
+
+// SetRealServerWeight changes a real server's weight.
+func (c *Client) SetRealServerWeight(ctx context.Context, vs string, rs netip.AddrPort, w int) error {
+	return c.do(ctx, "PUT", "/v1/realservers", RealServerRequest{VirtualServer: vs, Addr: rs, Weight: w}, nil)
+}
+
 // Name is the daemon's data plane.
 func (c *Client) Name() string { return c.name }
 

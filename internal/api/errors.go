@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/keepvs/keepvs/internal/dataplane"
+	"github.com/keepvs/keepvs/internal/engine"
 	"github.com/keepvs/keepvs/internal/lvs"
 )
 
@@ -24,6 +25,9 @@ var errorCodes = []struct {
 	{"range", lvs.ErrRange, http.StatusBadRequest},
 	{"invalid", lvs.ErrInvalid, http.StatusBadRequest},
 	{"not_supported", dataplane.ErrNotSupported, http.StatusNotImplemented},
+	{"no_virtual_server", engine.ErrNoVirtualServer, http.StatusNotFound},
+	{"no_real_server", engine.ErrNoRealServer, http.StatusNotFound},
+	{"real_server_exists", engine.ErrRealServerTaken, http.StatusConflict},
 }
 
 // errorBody is the JSON of a failed call.

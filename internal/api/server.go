@@ -47,6 +47,26 @@ type Server struct {
 	// Status, when set, answers GET /v1/status (each real server's check
 	// state).
 	Status func() any
+	// RealServers, when set, serves run-time real server changes.
+	RealServers RealServers
+}
+
+// RealServers changes real servers of configured virtual servers at run
+// time, with their health checks (the engine).
+type RealServers interface {
+	AddRealServer(ctx context.Context, vs, block string) error
+	RemoveRealServer(ctx context.Context, vs string, rs netip.AddrPort) error
+	SetRealServerWeight(ctx context.Context, vs string, rs netip.AddrPort, weight int) error
+}
+
+// RealServerRequest names a real server of a virtual server ("TCP
+// 10.0.0.1:80"); Block is a keepalived real_server block (add), Weight the
+// new weight (edit).
+type RealServerRequest struct {
+	VirtualServer string         `json:"virtual_server"`
+	Block         string         `json:"block,omitempty"`
+	Addr          netip.AddrPort `json:"addr,omitzero"`
+	Weight        int            `json:"weight,omitempty"`
 }
 
 // NewServer builds the handlers; Serve listens.
@@ -93,6 +113,24 @@ func (s *Server) routes() {
 		}
 		return s.Status(), nil
 	})
+	rs := func(f func(RealServers, context.Context, *RealServerRequest) error) func(context.Context, any) error {
+		return func(ctx context.Context, r any) error {
+			if s.RealServers == nil {
+				return fmt.Errorf("%w: no run-time real servers here", dataplane.ErrNotSupported)
+			}
+			return f(s.RealServers, ctx, r.(*RealServerRequest))
+		}
+	}
+	newRS := func() any { return &RealServerRequest{} }
+	call("POST", "/v1/realservers", newRS, rs(func(e RealServers, ctx context.Context, r *RealServerRequest) error {
+		return e.AddRealServer(ctx, r.VirtualServer, r.Block)
+	}))
+	call("DELETE", "/v1/realservers", newRS, rs(func(e RealServers, ctx context.Context, r *RealServerRequest) error {
+		return e.RemoveRealServer(ctx, r.VirtualServer, r.Addr)
+	}))
+	call("PUT", "/v1/realservers", newRS, rs(func(e RealServers, ctx context.Context, r *RealServerRequest) error {
+		return e.SetRealServerWeight(ctx, r.VirtualServer, r.Addr, r.Weight)
+	}))
 	get("/v1/services", func(ctx context.Context) (any, error) { return s.dp.Services(ctx) })
 	get("/v1/conns", func(ctx context.Context) (any, error) { return s.dp.Conns(ctx) })
 	get("/v1/timeouts", func(ctx context.Context) (any, error) { return s.dp.Timeouts(ctx) })

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/keepvs/keepvs/internal/conf"
 )
 
 // Checker defaults of keepalived.conf(5).
@@ -218,4 +220,36 @@ func (g *VirtualServerGroup) mixedFamilies() bool {
 		}
 	}
 	return v4 && v6
+}
+
+// RealServerFor reads one real_server block (name names it in messages) as
+// if it were written inside vs: the same keywords, the same defaults and
+// cascades from the virtual server. The control API adds real servers at
+// run time with it.
+func RealServerFor(vs *VirtualServer, name string, src []byte) (*RealServer, conf.Diagnostics) {
+	f, diags := conf.Parse(name, src, conf.Options{ConfigID: "-"})
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	b := newBuilder()
+	if len(f.Nodes) != 1 || f.Nodes[0].Keyword() != "real_server" {
+		b.errorf(conf.Pos{File: name, Line: 1, Col: 1}, "", "want exactly one real_server ADDR PORT { ... } block")
+		return nil, append(diags, b.diags...)
+	}
+	rs := b.realServer(f.Nodes[0])
+	if rs == nil {
+		return nil, append(diags, b.diags...)
+	}
+	if !rs.fwdSet {
+		rs.Forward = vs.Forward
+	}
+	if !rs.inhibitSet {
+		rs.InhibitOnFailure = vs.InhibitOnFailure
+	}
+	(&Config{}).finishRealServer(b, vs, rs)
+	diags = append(diags, b.diags...)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	return rs, diags
 }
