@@ -2,15 +2,18 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/netip"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/keepvs/keepvs/internal/api"
 	"github.com/keepvs/keepvs/internal/engine"
+	"github.com/keepvs/keepvs/internal/vrrpd"
 )
 
 // runStatus is `keepvs status`: every real server's check state.
@@ -21,10 +24,24 @@ func runStatus(ctx context.Context, argv []string, stdout, stderr io.Writer) int
 		return 1
 	}
 	defer c.Close()
-	var st []engine.RSStatus
-	if err := c.Status(ctx, &st); err != nil {
+	var raw json.RawMessage
+	if err := c.Status(ctx, &raw); err != nil {
 		fmt.Fprintf(stderr, "keepvs status: %v\n", err)
 		return 1
+	}
+	// A daemon running VRRP answers {"real_servers": [...], "vrrp":
+	// [...]}; an LVS-only one the bare list of real servers.
+	var st []engine.RSStatus
+	var full struct {
+		RealServers []engine.RSStatus      `json:"real_servers"`
+		VRRP        []vrrpd.InstanceStatus `json:"vrrp"`
+	}
+	if err := json.Unmarshal(raw, &st); err != nil {
+		if err := json.Unmarshal(raw, &full); err != nil {
+			fmt.Fprintf(stderr, "keepvs status: %v\n", err)
+			return 1
+		}
+		st = full.RealServers
 	}
 	w := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "VIRTUAL SERVER\tREAL SERVER\tSTATE\tWEIGHT\tSINCE\tREASON")
@@ -51,7 +68,35 @@ func runStatus(ctx context.Context, argv []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\n", vs, s.RS, state, s.Weight, since, s.Reason)
 	}
 	w.Flush()
+	if len(full.VRRP) > 0 {
+		fmt.Fprintln(stdout)
+		printVRRPStatus(stdout, full.VRRP)
+	}
 	return 0
+}
+
+// printVRRPStatus is the VRRP half of `keepvs status`.
+func printVRRPStatus(out io.Writer, st []vrrpd.InstanceStatus) {
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "VRRP INSTANCE\tINTERFACE\tVRID\tSTATE\tPRIORITY\tMASTER\tVIPS\tSINCE\tRX\tTX\tDROPS")
+	for _, s := range st {
+		since := "-"
+		if !s.Since.IsZero() {
+			since = s.Since.Local().Format(time.DateTime)
+		}
+		master := s.Master
+		if master == "" {
+			master = "-"
+		}
+		var drops uint64
+		for _, d := range s.Stats.Drops {
+			drops += d
+		}
+		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%d/%d\t%s\t%s\t%s\t%d\t%d\t%d\n", s.Name, s.Interface, s.VRID, s.State,
+			s.Priority, s.BasePriority, master, strings.Join(s.VIPs, ","), since,
+			s.Stats.RcvdAdvertisements, s.Stats.SentAdvertisements, drops)
+	}
+	w.Flush()
 }
 
 const rsUsage = `usage: keepvs rs add VIRTUAL_SERVER 'real_server ADDR PORT { ... }'

@@ -1,0 +1,355 @@
+// Package vrrpd runs keepalived's VRRP on the wire: it owns the
+// vrrp.Instance state machines of a configuration and feeds them adverts
+// from transport, timers from clock, and tracker updates from track, and
+// does what they ask through transport (adverts), announce (VIPs, routes,
+// gratuitous ARP / NA, VMACs) and notify (scripts, the FIFO).
+//
+// One goroutine, Run's, owns every instance (a sync group's step moves
+// several at once); sockets, timers and trackers only post events to it,
+// and Status is a closure run inside it.
+package vrrpd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/keepvs/keepvs/internal/clock"
+	"github.com/keepvs/keepvs/internal/model"
+	"github.com/keepvs/keepvs/internal/notify"
+	"github.com/keepvs/keepvs/internal/track"
+	"github.com/keepvs/keepvs/internal/vrrp"
+	"github.com/keepvs/keepvs/internal/vrrp/packet"
+	"github.com/keepvs/keepvs/internal/vrrp/transport"
+)
+
+// Announcer is what the node needs of announce.Announcer.
+type Announcer interface {
+	AddVIPs(dev string, vips []model.VIP) error
+	RemoveVIPs(dev string, vips []model.VIP) error
+	AddRoutes(dev string, routes []model.Route) error
+	RemoveRoutes(dev string, routes []model.Route) error
+	GARP(dev string, addrs []netip.Addr) error
+	PrimaryAddr(dev string, v6 bool) (netip.Addr, error)
+	CreateVMAC(parent, name string, mac net.HardwareAddr) error
+	DeleteVMAC(name string) error
+}
+
+// Options are the node's dependencies; the zero value of each is the
+// real thing where there is one.
+type Options struct {
+	Log   *slog.Logger
+	Clock clock.Clock
+	// Listen opens an instance's socket (default transport.Listen).
+	Listen func(context.Context, transport.Options) (transport.Conn, error)
+	// Announcer is required.
+	Announcer Announcer
+	// Notify runs notify scripts and vrrp_script's (default: a Runner
+	// with global_defs' script_user and enable_script_security).
+	Notify *notify.Runner
+	// FIFO, when set, gets a line per state change.
+	FIFO *notify.FIFO
+	// NoInterfaceTracking turns off the netlink link watcher (tests on a
+	// transport.Hub have no interfaces).
+	NoInterfaceTracking bool
+	// ScriptExec runs vrrp_scripts (default notify.ExecCommand).
+	ScriptExec notify.Exec
+}
+
+// Node runs the VRRP instances of one configuration.
+type Node struct {
+	cfg  *model.Config
+	opt  Options
+	log  *slog.Logger
+	clk  clock.Clock
+	ins  []*inst
+	byNm map[string]*inst
+	grps []*group
+
+	events chan event
+	calls  chan func()
+	done   chan struct{}
+	state  *track.State
+}
+
+type group struct {
+	m       *model.SyncGroup
+	g       *vrrp.SyncGroup
+	tracked track.Tracked
+}
+
+type evKind uint8
+
+const (
+	evAdvert evKind = iota
+	evTimer
+	evTrack
+	evRecvErr
+)
+
+type event struct {
+	kind  evKind
+	i     *inst
+	b     []byte
+	meta  packet.RecvMeta
+	timer vrrp.TimerKind
+	upd   track.Update
+	err   error
+}
+
+// New checks the configuration's instances; it opens nothing and starts
+// nothing.
+func New(cfg *model.Config, opt Options) (*Node, error) {
+	if opt.Announcer == nil {
+		return nil, errors.New("vrrpd: no announcer")
+	}
+	if opt.Log == nil {
+		opt.Log = slog.New(slog.DiscardHandler)
+	}
+	if opt.Clock == nil {
+		opt.Clock = clock.Real{}
+	}
+	if opt.Listen == nil {
+		opt.Listen = transport.Listen
+	}
+	if opt.Notify == nil {
+		g := cfg.Global
+		opt.Notify = notify.New(notify.Options{User: g.ScriptUser, Group: g.ScriptGroup, Security: g.EnableScriptSecurity, Log: opt.Log})
+	}
+	n := &Node{cfg: cfg, opt: opt, log: opt.Log, clk: opt.Clock, byNm: map[string]*inst{},
+		events: make(chan event, 1024), calls: make(chan func()), done: make(chan struct{}), state: track.NewState()}
+	for _, m := range cfg.Instances {
+		if _, err := vrrp.ConfigFromModel(m); err != nil {
+			return nil, err
+		}
+		if m.Interface == "" {
+			return nil, fmt.Errorf("vrrp instance %s: no interface", m.Name)
+		}
+		i := &inst{n: n, m: m, base: m.Interface, dev: m.Interface}
+		i.tracked = track.Resolve(&cfg.VRRP, m.TrackScript, m.TrackInterface, m.TrackFile)
+		n.ins = append(n.ins, i)
+		n.byNm[m.Name] = i
+	}
+	for _, g := range cfg.SyncGroups {
+		n.grps = append(n.grps, &group{m: g, tracked: track.Resolve(&cfg.VRRP, g.TrackScript, g.TrackInterface, g.TrackFile)})
+	}
+	return n, nil
+}
+
+// Run opens the sockets, starts the instances and trackers, and runs
+// until ctx ends; then it stops every instance (a master sends priority 0
+// and removes its VIPs), removes the VMACs and returns.
+func (n *Node) Run(ctx context.Context) error {
+	defer close(n.done)
+	for _, i := range n.ins {
+		if err := i.open(ctx); err != nil {
+			n.closeAll()
+			return err
+		}
+	}
+	for _, g := range n.grps {
+		var members []*vrrp.Instance
+		for _, r := range g.m.Members {
+			if i := n.byNm[r.Name]; i != nil {
+				members = append(members, i.in)
+				i.group = g
+			}
+		}
+		sg, err := vrrp.NewSyncGroup(g.m.Name, members...)
+		if err != nil {
+			n.closeAll()
+			return err
+		}
+		g.g = sg
+	}
+	tctx, stopTrackers := context.WithCancel(ctx)
+	trackDone := n.startTrackers(tctx)
+	for _, i := range n.ins {
+		go i.recvLoop()
+	}
+	for _, i := range n.ins {
+		n.do(i.in.Handle(n.clk.Now(), vrrp.Start()))
+	}
+	n.log.Info("vrrp running", "instances", len(n.ins))
+	for {
+		select {
+		case ev := <-n.events:
+			n.handle(ev)
+		case f := <-n.calls:
+			f()
+		case <-ctx.Done():
+			stopTrackers()
+			n.shutdown()
+			<-trackDone
+			return nil
+		}
+	}
+}
+
+func (n *Node) post(ev event) {
+	select {
+	case n.events <- ev:
+	case <-n.done:
+	}
+}
+
+func (n *Node) handle(ev event) {
+	switch ev.kind {
+	case evAdvert:
+		ev.i.received(ev.b, ev.meta)
+	case evTimer:
+		n.do(ev.i.in.Handle(n.clk.Now(), vrrp.TimerFired(ev.timer)))
+	case evTrack:
+		if n.state.Apply(ev.upd) {
+			n.retrack()
+		}
+	case evRecvErr:
+		n.log.Error("vrrp socket read failed; the instance hears no adverts", "instance", ev.i.m.Name, "err", ev.err)
+	}
+}
+
+// retrack recomputes every instance's delta and fault after a tracker
+// changed: its own tracked objects, its interface (unless
+// dont_track_primary), and its sync group's.
+func (n *Node) retrack() {
+	for _, i := range n.ins {
+		delta, fault := n.state.Sum(i.tracked)
+		if !i.m.DontTrackPrimary && n.state.Interface(i.base) == track.Down {
+			fault = true
+		}
+		if i.vmac != "" && n.state.Interface(i.vmac) == track.Down {
+			fault = true
+		}
+		if i.group != nil {
+			d, f := n.state.Sum(i.group.tracked)
+			delta, fault = delta+d, fault || f
+		}
+		if delta != i.delta {
+			i.delta = delta
+			n.do(i.in.Handle(n.clk.Now(), vrrp.PriorityChanged(delta)))
+		}
+		if fault != i.fault {
+			i.fault = fault
+			n.do(i.in.Handle(n.clk.Now(), vrrp.FaultChanged(fault)))
+		}
+	}
+}
+
+func (n *Node) startTrackers(ctx context.Context) <-chan struct{} {
+	out := make(chan track.Update, 64)
+	done := make(chan struct{})
+	running := 0
+	fin := make(chan struct{}, 64)
+	scripts, ifaces, files := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	add := func(t track.Tracked) {
+		for _, r := range t.Scripts {
+			scripts[r.Name] = true
+		}
+		for _, r := range t.Interfaces {
+			ifaces[r.Name] = true
+		}
+		for _, r := range t.Files {
+			files[r.Name] = true
+		}
+	}
+	for _, i := range n.ins {
+		add(i.tracked)
+		ifaces[i.base] = true
+		if i.vmac != "" {
+			ifaces[i.vmac] = true
+		}
+	}
+	for _, g := range n.grps {
+		add(g.tracked)
+	}
+	g := n.cfg.Global
+	for _, s := range n.cfg.Scripts {
+		if scripts[s.Name] {
+			running++
+			go func() {
+				track.RunScript(ctx, s, track.ScriptOptions{User: g.ScriptUser, Group: g.ScriptGroup, Exec: n.opt.ScriptExec, Clock: n.clk, Log: n.log}, out)
+				fin <- struct{}{}
+			}()
+		}
+	}
+	for _, f := range n.cfg.TrackFiles {
+		if files[f.Name] {
+			running++
+			go func() { track.RunFile(ctx, f, 0, out); fin <- struct{}{} }()
+		}
+	}
+	if !n.opt.NoInterfaceTracking {
+		var names []string
+		for name := range ifaces {
+			names = append(names, name)
+		}
+		running++
+		go func() {
+			if err := track.RunInterfaces(ctx, names, out); err != nil {
+				n.log.Error("interface tracking stopped", "err", err)
+			}
+			fin <- struct{}{}
+		}()
+	}
+	go func() {
+		defer close(done)
+		for left := running; left > 0; {
+			select {
+			case u := <-out:
+				n.post(event{kind: evTrack, upd: u})
+			case <-fin:
+				left--
+			}
+		}
+	}()
+	return done
+}
+
+// shutdown is keepalived's stop: every instance to STOP (a master says
+// goodbye with priority 0 and drops its VIPs), then the sockets and
+// VMACs go.
+func (n *Node) shutdown() {
+	for _, i := range n.ins {
+		n.do(i.in.Handle(n.clk.Now(), vrrp.Stop()))
+	}
+	n.closeAll()
+	waited := make(chan struct{})
+	go func() { n.opt.Notify.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-time.After(5 * time.Second):
+		n.log.Warn("notify scripts still running at stop")
+	}
+	n.log.Info("vrrp stopped")
+}
+
+func (n *Node) closeAll() {
+	for _, i := range n.ins {
+		if i.conn != nil {
+			i.conn.Close()
+		}
+		if i.timers != nil {
+			i.timers.StopAll()
+		}
+		if i.vmac != "" {
+			if err := n.opt.Announcer.DeleteVMAC(i.vmac); err != nil {
+				n.log.Warn("vmac not removed", "instance", i.m.Name, "vmac", i.vmac, "err", err)
+			}
+		}
+	}
+}
+
+// call runs f in the loop, or directly once the loop has ended.
+func (n *Node) call(f func()) {
+	ran := make(chan struct{})
+	select {
+	case n.calls <- func() { f(); close(ran) }:
+		<-ran
+	case <-n.done:
+		f()
+	}
+}
