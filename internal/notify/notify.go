@@ -129,12 +129,18 @@ func (r *Runner) runOne(subject string, j job) {
 	}
 }
 
-// identity is the uid and gid a script runs as: its own user, else
-// script_user, else the daemon's (-1: unchanged).
+// identity is the uid and gid a script runs as.
 func (r *Runner) identity(s model.Script) (int, int, error) {
+	return Identity(s, r.opt.User, r.opt.Group)
+}
+
+// Identity is the uid and gid script s runs as: its own user (and group),
+// else the default (global_defs script_user), else the daemon's (-1:
+// unchanged).
+func Identity(s model.Script, defUser, defGroup string) (int, int, error) {
 	name, group := s.User, s.Group
 	if name == "" {
-		name, group = r.opt.User, r.opt.Group
+		name, group = defUser, defGroup
 	}
 	if name == "" {
 		return -1, -1, nil

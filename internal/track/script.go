@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os/user"
-	"strconv"
 	"time"
 
 	"github.com/keepvs/keepvs/internal/clock"
@@ -149,25 +147,5 @@ func identity(s *model.Script, defUser, defGroup string) (int, int, error) {
 	if s == nil || len(s.Argv) == 0 {
 		return 0, 0, fmt.Errorf("no command")
 	}
-	name, group := s.User, s.Group
-	if name == "" {
-		name, group = defUser, defGroup
-	}
-	if name == "" {
-		return -1, -1, nil
-	}
-	u, err := user.Lookup(name)
-	if err != nil {
-		return 0, 0, fmt.Errorf("script user %q: %w", name, err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	if group != "" {
-		g, err := user.LookupGroup(group)
-		if err != nil {
-			return 0, 0, fmt.Errorf("script group %q: %w", group, err)
-		}
-		gid, _ = strconv.Atoi(g.Gid)
-	}
-	return uid, gid, nil
+	return notify.Identity(*s, defUser, defGroup)
 }
