@@ -44,6 +44,12 @@ func (a *Announcer) CreateVMAC(parent, name string, mac net.HardwareAddr) error 
 	// too would silence it: measured). Best effort: a read-only
 	// /proc/sys costs only the ARP answers.
 	os.WriteFile("/proc/sys/net/ipv4/conf/"+parent+"/arp_ignore", []byte("1"), 0)
+	// And the parent's own ARP requests (for a reply from a VIP) must not
+	// carry the VIP as their sender: with arp_announce 0 they would, with
+	// the parent's MAC, and every neighbour would move the VIP back to the
+	// parent's MAC. arp_filter keeps replies to the interface they belong to.
+	os.WriteFile("/proc/sys/net/ipv4/conf/"+parent+"/arp_announce", []byte("2"), 0)
+	os.WriteFile("/proc/sys/net/ipv4/conf/"+parent+"/arp_filter", []byte("1"), 0)
 	os.WriteFile("/proc/sys/net/ipv6/conf/"+name+"/accept_dad", []byte("0"), 0)
 	if err := a.h.LinkSetUp(mv); err != nil {
 		a.h.LinkDel(mv)
