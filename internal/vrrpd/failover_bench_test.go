@@ -22,7 +22,7 @@ func TestFailoverBench(t *testing.T) {
 		advert  string
 		version int
 	}
-	for k, sc := range []scenario{{"v2-advert-1s", "1", 2}, {"v3-advert-50ms", "0.05", 3}} {
+	for k, sc := range []scenario{{"v2-advert-1s", "1", 2}, {"v3-advert-50ms", "0.05", 3}, {"v3-advert-10ms", "0.01", 3}} {
 		for j, kind := range []string{"keepvs", "keepalived"} {
 			t.Run(sc.name+"-"+kind, func(t *testing.T) {
 				l := newLAN(t, 100+2*k+j)
