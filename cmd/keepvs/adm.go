@@ -10,6 +10,7 @@ import (
 
 	"github.com/keepvs/keepvs/internal/api"
 	"github.com/keepvs/keepvs/internal/dataplane"
+	"github.com/keepvs/keepvs/internal/dataplane/ipvs"
 	"github.com/keepvs/keepvs/internal/ipvsadm"
 	"github.com/keepvs/keepvs/internal/lvs"
 )
@@ -41,7 +42,13 @@ func (l *lazyDataplane) get(ctx context.Context) (dataplane.Dataplane, error) {
 			return
 		}
 		if kernelHasIPVS() {
-			l.err = fmt.Errorf("%w: no keepvs daemon on %s (%v); the kernel has IPVS, but keepvs's kernel data plane is not built yet (issue #6)", errNoTable, l.socket, err)
+			// No daemon: drive the kernel's table directly, as ipvsadm does.
+			k, kerr := ipvs.Open()
+			if kerr == nil {
+				l.dp = k
+				return
+			}
+			l.err = fmt.Errorf("%w: no keepvs daemon on %s (%v), and the kernel's IPVS: %v", errNoTable, l.socket, err, kerr)
 		} else {
 			l.err = fmt.Errorf("%w: no keepvs daemon on %s, and no IP Virtual Server in this kernel; start one with `keepvs -f keepalived.conf` (or set KEEPVS_SOCKET)", errNoTable, l.socket)
 		}
@@ -50,6 +57,38 @@ func (l *lazyDataplane) get(ctx context.Context) (dataplane.Dataplane, error) {
 }
 
 func (l *lazyDataplane) Name() string { return "lazy" }
+
+// The sync daemons are the kernel's: only a data plane that has them (the
+// kernel's, without a daemon in front) starts and lists them.
+
+func (l *lazyDataplane) StartDaemon(ctx context.Context, d ipvsadm.SyncDaemon) error {
+	return l.do(ctx, func(dp dataplane.Dataplane) error {
+		if sd, ok := dp.(ipvsadm.SyncDaemons); ok {
+			return sd.StartDaemon(ctx, d)
+		}
+		return dataplane.ErrNotSupported
+	})
+}
+
+func (l *lazyDataplane) StopDaemon(ctx context.Context, backup bool) error {
+	return l.do(ctx, func(dp dataplane.Dataplane) error {
+		if sd, ok := dp.(ipvsadm.SyncDaemons); ok {
+			return sd.StopDaemon(ctx, backup)
+		}
+		return dataplane.ErrNotSupported
+	})
+}
+
+func (l *lazyDataplane) Daemons(ctx context.Context) ([]ipvsadm.SyncDaemon, error) {
+	dp, err := l.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if sd, ok := dp.(ipvsadm.SyncDaemons); ok {
+		return sd.Daemons(ctx)
+	}
+	return nil, nil
+}
 
 func (l *lazyDataplane) Close() error {
 	if l.dp != nil {

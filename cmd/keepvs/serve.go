@@ -16,9 +16,11 @@ import (
 	"github.com/keepvs/keepvs/internal/clock"
 	"github.com/keepvs/keepvs/internal/conf"
 	"github.com/keepvs/keepvs/internal/dataplane"
+	"github.com/keepvs/keepvs/internal/dataplane/ipvs"
 	"github.com/keepvs/keepvs/internal/dataplane/proxy"
 	"github.com/keepvs/keepvs/internal/engine"
 	"github.com/keepvs/keepvs/internal/lvs"
+	"github.com/keepvs/keepvs/internal/model"
 	"github.com/keepvs/keepvs/internal/sched"
 )
 
@@ -33,17 +35,74 @@ func chooseDataplane(want string, log *slog.Logger) (string, error) {
 	switch want {
 	case "", "auto":
 		if kernelHasIPVS() {
-			log.Info("kernel IPVS is present, but the ipvs data plane is not built yet (issue #6); using the userspace proxy", "dataplane", "proxy")
-		} else {
-			log.Info("no IP Virtual Server in this kernel (no /proc/net/ip_vs); using the userspace proxy", "dataplane", "proxy")
+			log.Info("kernel IPVS is present; using it", "dataplane", "ipvs")
+			return "ipvs", nil
 		}
+		log.Info("no IP Virtual Server in this kernel (no /proc/net/ip_vs); using the userspace proxy", "dataplane", "proxy")
 		return "proxy", nil
-	case "proxy":
-		return "proxy", nil
-	case "ipvs", "xdp":
-		return "", fmt.Errorf("--dataplane %s: not built yet (ipvs: issue #6; xdp: later); use proxy or auto", want)
+	case "proxy", "ipvs":
+		return want, nil
+	case "xdp":
+		return "", fmt.Errorf("--dataplane %s: not built yet; use proxy, ipvs or auto", want)
 	}
 	return "", fmt.Errorf("--dataplane %q: want proxy, ipvs, xdp or auto", want)
+}
+
+// runningDataplane is a data plane with what the daemon does around it:
+// run runs it until ctx ends, loaded follows the configuration's first
+// load, stop removes what keepvs installed.
+type runningDataplane struct {
+	dp     dataplane.Dataplane
+	run    func(ctx context.Context) error
+	loaded func(ctx context.Context)
+	stop   func(ctx context.Context)
+}
+
+// openDataplane builds the chosen data plane. The kernel's is shared with
+// whatever else uses IPVS: global_defs lvs_flush empties it first,
+// otherwise keepvs adopts the services it is configured with, and on stop
+// it removes what it installed (lvs_flush_on_stop).
+func openDataplane(ctx context.Context, name string, cfg *model.Config, log *slog.Logger) (*runningDataplane, error) {
+	if name == "ipvs" {
+		k, err := ipvs.Open()
+		if err != nil {
+			return nil, fmt.Errorf("--dataplane ipvs: %w", err)
+		}
+		own := ipvs.NewOwner(k)
+		if err := own.Start(ctx, cfg.Global.LVSFlush); err != nil {
+			k.Close()
+			return nil, fmt.Errorf("--dataplane ipvs: %w", err)
+		}
+		if t := cfg.Global.LVSTimeouts; t != nil {
+			if err := own.SetTimeouts(ctx, lvs.Timeouts{TCP: t.TCP.D(), TCPFin: t.TCPFin.D(), UDP: t.UDP.D()}); err != nil {
+				log.Error("lvs_timeouts", "err", err)
+			}
+		}
+		return &runningDataplane{
+			dp:  own,
+			run: func(ctx context.Context) error { <-ctx.Done(); return nil },
+			loaded: func(ctx context.Context) {
+				n, err := own.Settle(ctx)
+				if err != nil {
+					log.Error("adopting the kernel's virtual services", "err", err)
+				}
+				log.Info("kernel IPVS ready", "adopted", n, "installed", own.Owned(), "requests", k.Ops().Changes())
+			},
+			stop: func(ctx context.Context) {
+				if err := own.Release(ctx, cfg.Global.LVSFlushOnStop); err != nil {
+					log.Error("removing the virtual services", "err", err)
+				}
+			},
+		}, nil
+	}
+	table := lvs.NewTable(clock.Real{}, sched.Standard())
+	px := proxy.New(table, log, proxy.Options{})
+	return &runningDataplane{
+		dp:     px,
+		run:    px.Run,
+		loaded: func(context.Context) {},
+		stop:   func(ctx context.Context) { px.Flush(ctx) },
+	}, nil
 }
 
 // serve runs the daemon until SIGTERM or SIGINT.
@@ -66,13 +125,17 @@ func serve(ctx context.Context, prog, path string, src []byte, copt conf.Options
 		log.Error("configuration rejected; not starting", "config", path)
 		return 4
 	}
-	if _, err := chooseDataplane(opts.get("dataplane", "auto"), log); err != nil {
+	dpName, err := chooseDataplane(opts.get("dataplane", "auto"), log)
+	if err != nil {
 		log.Error(err.Error())
 		return 2
 	}
-	table := lvs.NewTable(clock.Real{}, sched.Standard())
-	px := proxy.New(table, log, proxy.Options{})
-	var dp dataplane.Dataplane = px
+	rdp, err := openDataplane(ctx, dpName, cfg, log)
+	if err != nil {
+		log.Error(err.Error())
+		return 1
+	}
+	dp := rdp.dp
 
 	sock := opts.get("control-socket", api.DefaultSocket())
 	l, err := api.Listen(sock)
@@ -101,20 +164,22 @@ func serve(ctx context.Context, prog, path string, src []byte, copt conf.Options
 	defer notes.close()
 	eng := engine.New(dp, log, engine.Options{Checks: true, Notify: notes.handle})
 	pxDone := make(chan error, 1)
-	go func() { pxDone <- px.Run(ctx) }()
+	go func() { pxDone <- rdp.run(ctx) }()
 	go eng.Run(ctx)
 	if err := eng.Load(ctx, cfg); err != nil {
 		log.Error("cannot install the configuration", "err", err)
 		cancel()
 		<-pxDone
-		px.Close()
+		dp.Close()
 		l.Close()
 		os.Remove(sock)
 		return 1
 	}
+	rdp.loaded(ctx)
 	apiDone := make(chan error, 1)
 	srv := api.NewServer(eng, log)
 	srv.Status = func() any { return eng.Status() }
+	defer runVRRP(ctx, cfg, log, srv)()
 	srv.RealServers = eng
 	go func() { apiDone <- srv.Serve(ctx, l) }()
 	log.Info("keepvs running", "version", version, "config", path, "dataplane", dp.Name(), "control_socket", sock)
@@ -142,7 +207,7 @@ func serve(ctx context.Context, prog, path string, src []byte, copt conf.Options
 	eng.Shutdown()
 	cancel()
 	<-apiDone
-	dp.Flush(context.Background())
+	rdp.stop(context.Background())
 	dp.Close()
 	os.Remove(sock)
 	return 0
