@@ -6,13 +6,16 @@
 //
 // Design. A few event loops (one per CPU by default), each an epoll
 // instance driven by one goroutine, serve every socket; a connection has no
-// goroutine and no buffer of its own. Bytes move with splice(2) through a
-// pipe taken from the worker's pool only while they are in flight, so an
-// idle connection costs two sockets and about two hundred bytes of Go
-// memory. (Go's own io.Copy between TCPConns also splices, but it needs two
-// goroutines per connection and holds a pipe per direction for as long as
-// the connection lives, idle or not: four extra descriptors each.) Every
-// splice from a socket is one "packet" for the counters (Session.In/Out).
+// goroutine and no buffer of its own. A few bytes move with read(2) and
+// send(2) through the worker's buffer; more move with splice(2) through a
+// pipe taken from the worker's pool only while they are in flight (as
+// HAProxy's splice-auto does), so an idle connection costs two sockets and
+// about two hundred bytes of Go memory. (Go's own io.Copy between TCPConns
+// also splices, but it needs two goroutines per connection and holds a pipe
+// per direction for as long as the connection lives, idle or not: four
+// extra descriptors each.) Every read or splice from a socket is one
+// "packet" for the counters (Session.In/Out). The sockets are served with
+// raw system calls (sys.go), which keep the Go scheduler out of the way.
 //
 // TCP: a listener per service sits in every worker's epoll with
 // EPOLLEXCLUSIVE; the worker that accepts a connection asks the Table for a

@@ -60,6 +60,12 @@ func listenSocket(typ int, ap netip.AddrPort) (int, error) {
 		return -1, fmt.Errorf("bind %s: %w", ap, err)
 	}
 	if typ == unix.SOCK_STREAM {
+		// Accepted sockets inherit TCP_NODELAY: one setsockopt per
+		// service instead of one per connection.
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
+			unix.Close(fd)
+			return -1, fmt.Errorf("setsockopt TCP_NODELAY: %w", err)
+		}
 		// The kernel caps the backlog at net.core.somaxconn.
 		if err := unix.Listen(fd, 65535); err != nil {
 			unix.Close(fd)
@@ -70,29 +76,27 @@ func listenSocket(typ int, ap netip.AddrPort) (int, error) {
 }
 
 // dialSocket starts a non-blocking connect to ap. For TCP the connection
-// completes later (EINPROGRESS); the caller waits for writability and reads
-// SO_ERROR.
+// completes later (EINPROGRESS); the caller waits for writability.
 func dialSocket(typ int, ap netip.AddrPort) (int, error) {
-	fd, err := unix.Socket(family(ap.Addr()), typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return -1, fmt.Errorf("socket: %w", err)
+	fd, _, e := unix.RawSyscall(unix.SYS_SOCKET, uintptr(family(ap.Addr())), uintptr(typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC), 0)
+	if e != 0 {
+		return -1, fmt.Errorf("socket: %w", e)
 	}
 	if typ == unix.SOCK_STREAM {
-		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+		sysSetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	}
-	err = unix.Connect(fd, toSockaddr(ap))
-	if err != nil && err != unix.EINPROGRESS {
-		unix.Close(fd)
+	if err := sysConnect(int(fd), ap); err != nil && err != unix.EINPROGRESS {
+		sysClose(int32(fd))
 		return -1, fmt.Errorf("connect %s: %w", ap, err)
 	}
-	return fd, nil
+	return int(fd), nil
 }
 
 // closeReset closes a TCP socket with an RST (SO_LINGER 0), as the peer of
 // a reset or failed connection should see it.
 func closeReset(fd int) {
 	unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
-	unix.Close(fd)
+	sysClose(int32(fd))
 }
 
 // pipe is a kernel pipe that carries spliced bytes between two sockets.

@@ -30,8 +30,8 @@ type tcpListener struct {
 const acceptBatch = 64
 
 type accepted struct {
-	fd int
-	sa unix.Sockaddr
+	fd   int
+	from netip.AddrPort
 }
 
 func (l *tcpListener) accept(w *worker) {
@@ -43,7 +43,7 @@ func (l *tcpListener) accept(w *worker) {
 		return
 	}
 	for n < acceptBatch {
-		fd, sa, err := unix.Accept4(l.fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		fd, from, err := sysAccept(l.fd)
 		if err == unix.EINTR || err == unix.ECONNABORTED {
 			continue
 		}
@@ -57,12 +57,12 @@ func (l *tcpListener) accept(w *worker) {
 			}
 			break
 		}
-		batch[n] = accepted{fd, sa}
+		batch[n] = accepted{fd, from}
 		n++
 	}
 	l.mu.Unlock()
 	for _, a := range batch[:n] {
-		w.newTCPConn(l, a.fd, a.sa)
+		w.newTCPConn(l, a.fd, a.from)
 	}
 }
 
@@ -112,11 +112,18 @@ const (
 )
 
 // tcpSide is one of a connection's two sockets with its edge-triggered
-// readiness: set by events, cleared by EAGAIN.
+// readiness: set by events, cleared by EAGAIN or a short read.
 type tcpSide struct {
 	fd       int32
 	readable bool
 	writable bool
+	// hup: the peer's FIN or an error has been signalled. A short read
+	// then no longer proves the socket drained (it stops at the FIN, and
+	// no new edge will come) ...
+	hup bool
+	// ... but with a FIN and no error it proves the EOF: the kernel
+	// takes a FIN in sequence, after every byte before it.
+	fin bool
 }
 
 // tcpDir is one direction of the copy: bytes in a pipe on their way from
@@ -141,20 +148,20 @@ type tcpConn struct {
 	queued bool
 }
 
-func (w *worker) newTCPConn(l *tcpListener, fd int, sa unix.Sockaddr) {
+func (w *worker) newTCPConn(l *tcpListener, fd int, from netip.AddrPort) {
 	virtual := l.virtual
 	if !virtual.Addr().IsValid() || virtual.Addr().IsUnspecified() {
 		if la, err := unix.Getsockname(fd); err == nil {
 			virtual = fromSockaddr(la)
 		}
 	}
-	sess, err := w.p.table.Open(l.key, fromSockaddr(sa), virtual)
+	sess, err := w.p.table.Open(l.key, from, virtual)
 	if err != nil {
-		w.p.log.Debug("no destination", "vs", l.key.String(), "client", fromSockaddr(sa).String(), "err", err)
+		w.p.log.Debug("no destination", "vs", l.key.String(), "client", from.String(), "err", err)
 		closeReset(fd)
 		return
 	}
-	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	// TCP_NODELAY comes from the listener.
 	bfd, err := dialSocket(unix.SOCK_STREAM, sess.Dest())
 	if err != nil {
 		w.p.log.Debug("connect", "vs", l.key.String(), "rs", sess.Dest().String(), "err", err)
@@ -177,9 +184,17 @@ func (w *worker) newTCPConn(l *tcpListener, fd int, sa unix.Sockaddr) {
 	}
 }
 
-// pumpBudget is how many splice rounds one connection gets before the
+// pumpBudget is how many copy rounds one connection gets before the
 // worker serves others.
 const pumpBudget = 16
+
+// copyMax is the most a direction reads through the worker's buffer per
+// turn. Below it, read and send cost two calls where splice costs three
+// (socket to pipe, pipe to socket, and the EAGAIN that proves the socket
+// drained: a short splice does not, as the pipe can fill first). A read
+// that fills the buffer switches the direction to splice for the rest of
+// the turn, so bulk transfers still move by reference.
+const copyMax = 16 << 10
 
 func (c *tcpConn) event(w *worker, side int, ev uint32) {
 	if side < 0 {
@@ -189,6 +204,10 @@ func (c *tcpConn) event(w *worker, side int, ev uint32) {
 		if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 			s.readable = true
 		}
+		if ev&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+			s.fin = ev&unix.EPOLLRDHUP != 0 && ev&unix.EPOLLERR == 0 && (s.fin || !s.hup)
+			s.hup = true
+		}
 		if ev&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 			s.writable = true
 		}
@@ -197,16 +216,18 @@ func (c *tcpConn) event(w *worker, side int, ev uint32) {
 	case phaseClosed:
 		return
 	case phaseConnecting:
-		if side == client && ev&(unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		if side >= 0 && ev&(unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+			if side == server {
+				errno, _ := unix.GetsockoptInt(int(c.side[server].fd), unix.SOL_SOCKET, unix.SO_ERROR)
+				w.p.log.Debug("connect", "rs", c.sess.Dest().String(), "err", unix.Errno(errno))
+			}
 			c.abort(w)
 			return
 		}
+		// A connecting socket turns writable when the handshake is
+		// done; a failed one signals EPOLLERR, so SO_ERROR need not be
+		// read on success.
 		if side != server || !c.side[server].writable {
-			return
-		}
-		if errno, err := unix.GetsockoptInt(int(c.side[server].fd), unix.SOL_SOCKET, unix.SO_ERROR); err != nil || errno != 0 {
-			w.p.log.Debug("connect", "rs", c.sess.Dest().String(), "err", unix.Errno(errno))
-			c.abort(w)
 			return
 		}
 		c.phase = phaseOpen
@@ -230,17 +251,18 @@ func (c *tcpConn) event(w *worker, side int, ev uint32) {
 	}
 }
 
-// move splices bytes from side d to side 1-d until one of them would
+// move copies bytes from side d to side 1-d until one of them would
 // block or the budget runs out. It reports false when the connection was
 // aborted.
 func (c *tcpConn) move(w *worker, d int, budget *int) bool {
 	src, dst, dr := &c.side[d], &c.side[1-d], &c.dir[d]
+	bulk := false
 	for ; *budget > 0; *budget-- {
 		if dr.pending > 0 {
 			if !dst.writable {
 				return true
 			}
-			n, err := unix.Splice(dr.pipe.r, nil, int(dst.fd), nil, int(dr.pending), unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+			n, err := sysSplice(dr.pipe.r, int(dst.fd), int(dr.pending))
 			switch err {
 			case nil:
 				dr.pending -= int32(n)
@@ -256,14 +278,17 @@ func (c *tcpConn) move(w *worker, d int, budget *int) bool {
 		}
 		if dr.eof {
 			c.putPipe(w, dr)
-			unix.Shutdown(int(dst.fd), unix.SHUT_WR)
 			dr.done = true
-			if !c.dir[1-d].done {
-				if d == client {
-					c.sess.SetState(lvs.StateFinWait)
-				} else {
-					c.sess.SetState(lvs.StateCloseWait)
-				}
+			if c.dir[1-d].done {
+				// Both FINs seen: event closes both sockets, and
+				// close sends this FIN as shutdown would.
+				return true
+			}
+			sysShutdown(dst.fd, unix.SHUT_WR)
+			if d == client {
+				c.sess.SetState(lvs.StateFinWait)
+			} else {
+				c.sess.SetState(lvs.StateCloseWait)
 			}
 			return true
 		}
@@ -271,16 +296,16 @@ func (c *tcpConn) move(w *worker, d int, budget *int) bool {
 			c.putPipe(w, dr)
 			return true
 		}
-		if dr.pipe == nil {
-			p, err := w.getPipe()
-			if err != nil {
-				w.p.log.Warn("no pipe for splice", "err", err)
-				c.abort(w)
+		var n int
+		var err error
+		if bulk {
+			if dr.pipe == nil && !c.takePipe(w, dr) {
 				return false
 			}
-			dr.pipe = p
+			n, err = sysSplice(int(src.fd), dr.pipe.w, pipeSize)
+		} else {
+			n, err = sysRecv(src.fd, w.buf[:copyMax])
 		}
-		n, err := unix.Splice(int(src.fd), nil, dr.pipe.w, nil, pipeSize, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
 		switch {
 		case err == unix.EINTR:
 			continue
@@ -295,14 +320,92 @@ func (c *tcpConn) move(w *worker, d int, budget *int) bool {
 			dr.eof = true
 			continue
 		}
-		dr.pending = int32(n)
 		c.last = w.now
 		if d == client {
-			c.sess.In(int(n))
+			c.sess.In(n)
 		} else {
-			c.sess.Out(int(n))
+			c.sess.Out(n)
+		}
+		if bulk {
+			dr.pending = int32(n)
+			continue
+		}
+		switch {
+		case n == copyMax:
+			bulk = true
+		case !src.hup:
+			// Edge-triggered: a short read drained the socket, and
+			// more data raises a new edge.
+			src.readable = false
+		case src.fin:
+			// The FIN is next: no read for it, and the bytes go
+			// out corked, in one segment with the FIN passed on
+			// below (as HAProxy does).
+			dr.eof = true
+		}
+		if !c.forward(w, d, w.buf[:n]) {
+			return false
 		}
 	}
+	return true
+}
+
+// forward sends p, just read from side d, to the other side; what that
+// socket does not take now waits in the direction's pipe. It reports false
+// when the connection was aborted.
+func (c *tcpConn) forward(w *worker, d int, p []byte) bool {
+	dst, dr := &c.side[1-d], &c.dir[d]
+	m := 0
+	flags := 0
+	if dr.eof {
+		flags = unix.MSG_MORE
+	}
+	for dst.writable {
+		n, err := sysSend(dst.fd, p, flags)
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EAGAIN {
+			dst.writable = false
+			break
+		}
+		if err != nil {
+			c.abort(w)
+			return false
+		}
+		if m = n; m < len(p) {
+			dst.writable = false
+		}
+		break
+	}
+	if m == len(p) {
+		return true
+	}
+	if dr.pipe == nil && !c.takePipe(w, dr) {
+		return false
+	}
+	// The pipe is empty and holds 64 KiB: the rest fits whole.
+	n, err := sysWrite(dr.pipe.w, p[m:])
+	if err != nil || n != len(p)-m {
+		w.p.log.Warn("pipe write", "n", n, "want", len(p)-m, "err", err)
+		dr.pending = int32(max(n, 1)) // not back to the pool
+		c.abort(w)
+		return false
+	}
+	dr.pending = int32(n)
+	return true
+}
+
+// takePipe gives dr a pipe from the pool; it aborts the connection and
+// reports false when there is none.
+func (c *tcpConn) takePipe(w *worker, dr *tcpDir) bool {
+	p, err := w.getPipe()
+	if err != nil {
+		w.p.log.Warn("no pipe for splice", "err", err)
+		c.abort(w)
+		return false
+	}
+	dr.pipe = p
 	return true
 }
 
@@ -340,7 +443,7 @@ func (c *tcpConn) close(w *worker, reset bool) {
 		if reset {
 			closeReset(int(s.fd))
 		} else {
-			unix.Close(int(s.fd))
+			sysClose(s.fd)
 		}
 	}
 	w.release(c.idx)

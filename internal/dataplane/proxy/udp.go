@@ -25,8 +25,7 @@ type udpService struct {
 type udpSession struct {
 	svc    *udpService
 	sess   *lvs.Session
-	client unix.Sockaddr
-	addr   netip.AddrPort
+	client netip.AddrPort
 	fd     int
 	idx    int32
 	last   int64
@@ -56,22 +55,21 @@ func (u *udpService) event(w *worker, side int, ev uint32) {
 		u.queued = false
 	}
 	for range udpBudget {
-		n, sa, err := unix.Recvfrom(u.fd, w.buf, unix.MSG_DONTWAIT)
+		n, from, err := sysRecvfrom(u.fd, w.buf)
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
 			return // EAGAIN: wait for the next edge
 		}
-		from := fromSockaddr(sa)
 		s := u.sessions[from]
 		if s == nil {
-			if s = u.open(w, from, sa); s == nil {
+			if s = u.open(w, from); s == nil {
 				continue
 			}
 		}
 		s.last = w.now
-		if _, err := unix.Write(s.fd, w.buf[:n]); err != nil {
+		if _, err := sysWrite(s.fd, w.buf[:n]); err != nil {
 			// A full socket buffer or an ICMP error from an earlier
 			// datagram: UDP drops, as the network would.
 			continue
@@ -84,7 +82,7 @@ func (u *udpService) event(w *worker, side int, ev uint32) {
 	}
 }
 
-func (u *udpService) open(w *worker, from netip.AddrPort, sa unix.Sockaddr) *udpSession {
+func (u *udpService) open(w *worker, from netip.AddrPort) *udpSession {
 	sess, err := w.p.table.Open(u.key, from, u.virtual)
 	if err != nil {
 		w.p.log.Debug("no destination", "vs", u.key.String(), "client", from.String(), "err", err)
@@ -95,12 +93,12 @@ func (u *udpService) open(w *worker, from netip.AddrPort, sa unix.Sockaddr) *udp
 		w.p.log.Debug("connect", "vs", u.key.String(), "rs", sess.Dest().String(), "err", err)
 		return nil
 	}
-	s := &udpSession{svc: u, sess: sess, client: sa, addr: from, fd: fd, last: w.now}
+	s := &udpSession{svc: u, sess: sess, client: from, fd: fd, last: w.now}
 	idx, gen := w.alloc(s)
 	s.idx = idx
 	if err := w.register(fd, unix.EPOLLIN|unix.EPOLLET, idx, gen, 0); err != nil {
 		w.release(idx)
-		unix.Close(fd)
+		sysClose(int32(fd))
 		return nil
 	}
 	u.sessions[from] = s
@@ -115,7 +113,7 @@ func (s *udpSession) event(w *worker, side int, ev uint32) {
 		s.queued = false
 	}
 	for range udpBudget {
-		n, err := unix.Read(s.fd, w.buf)
+		n, err := sysRecv(int32(s.fd), w.buf)
 		switch err {
 		case nil:
 		case unix.EINTR, unix.ECONNREFUSED:
@@ -126,7 +124,7 @@ func (s *udpSession) event(w *worker, side int, ev uint32) {
 			return
 		}
 		s.last = w.now
-		if err := unix.Sendto(s.svc.fd, w.buf[:n], unix.MSG_DONTWAIT, s.client); err != nil {
+		if err := sysSendto(s.svc.fd, w.buf[:n], s.client); err != nil {
 			continue
 		}
 		s.sess.Out(n)
@@ -150,10 +148,10 @@ func (s *udpSession) close(w *worker) {
 		return
 	}
 	s.closed = true
-	unix.Close(s.fd)
+	sysClose(int32(s.fd))
 	w.release(s.idx)
-	if s.svc.sessions[s.addr] == s {
-		delete(s.svc.sessions, s.addr)
+	if s.svc.sessions[s.client] == s {
+		delete(s.svc.sessions, s.client)
 	}
 }
 

@@ -61,6 +61,7 @@ type worker struct {
 	buf   []byte
 
 	nextSweep int64
+	deadline  int64 // the nextSweep epfile's read deadline was set for
 	paused    []*tcpListener
 }
 
@@ -100,24 +101,36 @@ func newWorker(p *Proxy) (*worker, error) {
 		unix.Close(wfd)
 		return nil, fmt.Errorf("epoll raw conn: %w", err)
 	}
-	return &worker{p: p, epfd: epfd, wakefd: wfd, epfile: f, raw: raw, now: monotime()}, nil
+	return &worker{p: p, epfd: epfd, wakefd: wfd, epfile: f, raw: raw, now: monotime(), deadline: -1}, nil
 }
 
-// wait fills events without blocking a thread: a non-blocking epoll_wait
-// first, and when nothing is ready, a park in Go's netpoller until epfd is
-// readable or the next sweep is due.
+// wait fills events without blocking a thread: a non-blocking epoll_wait,
+// and when nothing is ready, a park in Go's netpoller until epfd is
+// readable or the next sweep is due. (A blocking epoll_wait would hold the
+// P, or, made as a plain system call, have sysmon hand the P to another
+// thread each time: more CPU per connection than the park.)
 func (w *worker) wait(events []unix.EpollEvent) (int, error) {
-	n, err := unix.EpollWait(w.epfd, events, 0)
-	if n != 0 || (err != nil && err != unix.EINTR) || len(w.ready) > 0 {
-		return n, err
+	if len(w.ready) > 0 {
+		return sysEpollPoll(w.epfd, events)
 	}
-	w.epfile.SetReadDeadline(time.Now().Add(time.Duration(w.nextSweep - monotime())))
+	if w.deadline != w.nextSweep {
+		// Set only when it changes: a deadline is a runtime timer.
+		w.deadline = w.nextSweep
+		w.epfile.SetReadDeadline(time.Now().Add(time.Duration(w.nextSweep - monotime())))
+	}
+	var n int
+	var err error
+	// Read tries the callback once before it parks, so a busy worker
+	// does not park at all.
 	rerr := w.raw.Read(func(uintptr) bool {
-		n, err = unix.EpollWait(w.epfd, events, 0)
+		n, err = sysEpollPoll(w.epfd, events)
 		return n != 0 || (err != nil && err != unix.EINTR)
 	})
-	if rerr != nil && !errors.Is(rerr, os.ErrDeadlineExceeded) {
-		return 0, rerr
+	if rerr != nil {
+		if !errors.Is(rerr, os.ErrDeadlineExceeded) {
+			return 0, rerr
+		}
+		w.deadline = -1 // it fired: set the next one
 	}
 	return n, err
 }
@@ -180,7 +193,7 @@ func (w *worker) release(idx int32) {
 
 func (w *worker) register(fd int, events uint32, idx int32, gen uint32, side int) error {
 	ev := unix.EpollEvent{Events: events, Fd: idx, Pad: int32(gen<<1) | int32(side)}
-	if err := unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+	if err := sysEpollCtl(w.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		return fmt.Errorf("epoll_ctl add: %w", err)
 	}
 	return nil
@@ -231,7 +244,7 @@ func (w *worker) loop() {
 			switch {
 			case ev.Fd == tokWake:
 				var b [8]byte
-				unix.Read(w.wakefd, b[:])
+				sysRead(int32(w.wakefd), b[:])
 			case ev.Fd == tokListener:
 				if l := w.p.listener(uint32(ev.Pad)); l != nil {
 					l.accept(w)
