@@ -96,3 +96,33 @@ func TestOptions(t *testing.T) {
 		t.Errorf("parsed %+v, %v", p, err)
 	}
 }
+
+func TestSubsystems(t *testing.T) {
+	load := func(args ...string) (int, int) {
+		c, _ := loadConfig("<embedded default>", []byte(`
+vrrp_instance VI_1 {
+    interface lo
+    virtual_router_id 1
+    virtual_ipaddress {
+        10.9.9.9
+    }
+}
+virtual_server 127.0.0.1 80 {
+    protocol TCP
+    real_server 127.0.0.2 80 {
+    }
+}
+`), confOptions(""))
+		opts, _ := parseOptions(daemonOptions, args)
+		subsystems(opts)(c)
+		return len(c.VRRP.Instances), len(c.VirtualServers)
+	}
+	for _, tt := range []struct {
+		args       []string
+		vrrp, lvsN int
+	}{{nil, 1, 1}, {[]string{"-P"}, 1, 0}, {[]string{"-C"}, 0, 1}, {[]string{"-P", "-C"}, 1, 1}} {
+		if v, l := load(tt.args...); v != tt.vrrp || l != tt.lvsN {
+			t.Errorf("%v: %d instances, %d virtual servers; want %d, %d", tt.args, v, l, tt.vrrp, tt.lvsN)
+		}
+	}
+}

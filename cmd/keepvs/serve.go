@@ -114,6 +114,8 @@ func serve(ctx context.Context, prog, path string, src []byte, copt conf.Options
 	}
 	defer closeLog()
 	cfg, diags := loadConfig(path, src, copt)
+	only := subsystems(opts)
+	only(cfg)
 	for _, d := range diags {
 		if d.Severity == conf.Warning {
 			log.Warn(d.String())
@@ -190,7 +192,7 @@ func serve(ctx context.Context, prog, path string, src []byte, copt conf.Options
 	for {
 		select {
 		case <-hup:
-			reload(ctx, eng, path, src, copt, log)
+			reload(ctx, eng, path, src, copt, only, log)
 			continue
 		case err := <-pxDone:
 			if err != nil && !errors.Is(err, context.Canceled) {
@@ -216,9 +218,10 @@ func serve(ctx context.Context, prog, path string, src []byte, copt conf.Options
 // reload re-reads the configuration and applies what changed. A
 // configuration with errors is refused whole, each error logged with its
 // file:line, and the running one stays.
-func reload(ctx context.Context, eng *engine.Engine, path string, src []byte, copt conf.Options, log *slog.Logger) {
+func reload(ctx context.Context, eng *engine.Engine, path string, src []byte, copt conf.Options, only func(*model.Config), log *slog.Logger) {
 	log.Info("SIGHUP: reloading", "config", path)
 	cfg, diags := loadConfig(path, src, copt)
+	only(cfg)
 	for _, d := range diags {
 		if d.Severity == conf.Error {
 			log.Error(d.String())
@@ -235,4 +238,21 @@ func reload(ctx context.Context, eng *engine.Engine, path string, src []byte, co
 		return
 	}
 	log.Info("reload done", "config", path)
+}
+
+// subsystems applies keepalived's -P (VRRP only) and -C (health checks and
+// LVS only) to a loaded configuration: the other half is dropped, so it is
+// neither run nor reloaded.
+func subsystems(opts parsed) func(*model.Config) {
+	vrrpOnly, checkOnly := opts.has("vrrp"), opts.has("check")
+	return func(c *model.Config) {
+		if c == nil || vrrpOnly == checkOnly {
+			return
+		}
+		if vrrpOnly {
+			c.LVS = model.LVS{}
+		} else {
+			c.VRRP.Instances, c.VRRP.SyncGroups = nil, nil
+		}
+	}
 }
