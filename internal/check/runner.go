@@ -351,13 +351,17 @@ func (r *Runner) fire() {
 		due = append(due, r.launchLocked(r.queue.pop(), now))
 	}
 	r.armLocked()
+	if r.cfg.Go == nil {
+		// Counted under the lock, so a Stop that follows waits for them:
+		// an Add after Stop's Wait began would race it.
+		r.probes.Add(len(due))
+	}
 	r.mu.Unlock()
 	for _, p := range due {
 		if r.cfg.Go != nil {
 			r.cfg.Go(p)
 			continue
 		}
-		r.probes.Add(1)
 		go func() {
 			defer r.probes.Done()
 			p()

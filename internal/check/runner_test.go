@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keepvs/keepvs/internal/clock"
 	"github.com/keepvs/keepvs/internal/clock/clocktest"
 )
 
@@ -447,6 +448,31 @@ func TestStep(t *testing.T) {
 		out, w := step(tt.in, tt.ok, tt.retry)
 		if out != tt.out || w != tt.wait {
 			t.Errorf("step(%+v, ok=%v, retry=%d) = %+v, %v; want %+v, %v", tt.in, tt.ok, tt.retry, out, w, tt.out, tt.wait)
+		}
+	}
+}
+
+// okChecker succeeds at once.
+type okChecker struct{}
+
+func (okChecker) Check(context.Context) Result { return Result{OK: true} }
+
+// TestStopWhileFiring stops a Runner on the real clock again and again while
+// its timer is starting probes: Stop must wait for every probe it let start
+// (the race detector checks the WaitGroup's use).
+func TestStopWhileFiring(t *testing.T) {
+	for round := 0; round < 20; round++ {
+		r := NewRunner(Config{Clock: clock.Real{}})
+		for i := 0; i < 50; i++ {
+			r.Add(RealServer{ID: fmt.Sprint(i), Weight: 1, Checks: []Spec{{Name: "ok", Checker: okChecker{}, Timeout: time.Second, DelayLoop: time.Millisecond}}})
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- r.Run(ctx) }()
+		time.Sleep(time.Duration(round%5) * time.Millisecond)
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
 		}
 	}
 }
