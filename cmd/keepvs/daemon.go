@@ -36,7 +36,7 @@ var daemonOptions = []option{
 	{'S', "log-facility", requiredArg, "syslog facility: 0-7, local0-7, user or daemon"},
 	{'G', "no-syslog", noArg, "don't log via syslog"},
 	{'n', "dont-fork", noArg, "don't fork (keepvs never forks; accepted for keepalived's command lines)"},
-	{'d', "dump-conf", noArg, "dump the configuration data"},
+	{'d', "dump-conf", noArg, "log the configuration as the daemon runs it (JSON)"},
 	{'p', "pid", requiredArg, "pid file"},
 	{'r', "vrrp_pid", requiredArg, "accepted for keepalived's command lines (keepvs is one process)"},
 	{'c', "checkers_pid", requiredArg, "accepted for keepalived's command lines (keepvs is one process)"},
@@ -82,7 +82,7 @@ func runDaemon(ctx context.Context, prog string, argv []string, stdin io.Reader,
 	if src != nil {
 		fmt.Fprintf(stderr, "%s: %s not found; using the embedded default configuration (see --print-default)\n", prog, defaultConfPath)
 	}
-	if opts.has("config-test") || opts.has("dump") || opts.has("dump-conf") {
+	if opts.has("config-test") || opts.has("dump") {
 		return configTest(path, src, copt, opts, stdout, stderr)
 	}
 	return serve(ctx, prog, path, src, copt, opts, stderr)
@@ -138,7 +138,7 @@ func configTest(path string, src []byte, copt conf.Options, opts parsed, stdout,
 			nwarn++
 		}
 	}
-	if opts.has("dump") || opts.has("dump-conf") {
+	if opts.has("dump") {
 		js, err := json.MarshalIndent(c, "", "  ")
 		if err != nil {
 			fmt.Fprintf(stderr, "keepvs: %v\n", err)

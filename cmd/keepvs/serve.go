@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -116,6 +117,13 @@ func serve(ctx context.Context, prog, path string, src []byte, copt conf.Options
 	cfg, diags := loadConfig(path, src, copt)
 	only := subsystems(opts)
 	only(cfg)
+	if opts.has("dump-conf") && cfg != nil {
+		// keepalived -d: the configuration as the daemon will run it, in
+		// the log.
+		if js, err := json.Marshal(cfg); err == nil {
+			log.Info("configuration", "config", path, "dump", string(js))
+		}
+	}
 	for _, d := range diags {
 		if d.Severity == conf.Warning {
 			log.Warn(d.String())
