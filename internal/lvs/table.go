@@ -238,29 +238,35 @@ func (t *Table) validDest(svc *service, d *Destination) error {
 
 // AddDest adds a destination to a service.
 func (t *Table) AddDest(k ServiceKey, d Destination) error {
-	k = normalizeKey(k)
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	svc, ok := t.byKey[k]
-	if !ok {
-		return ErrNoService
-	}
-	if err := t.validDest(svc, &d); err != nil {
-		return err
-	}
-	if _, have := svc.find(d.AddrPort()); have != nil {
-		return ErrDestExists
-	}
-	nd := &dest{Destination: d, svc: svc}
-	nd.sd = sched.Dest{Addr: d.Addr, Port: d.Port, Weight: d.Weight}
-	// New destinations go to the head of the list, as in the kernel.
-	svc.dests = append([]*dest{nd}, svc.dests...)
-	svc.sched.Update(svc.schedDests())
-	return nil
+	return t.withDest(k, &d, func(svc *service, cur *dest) error {
+		if cur != nil {
+			return ErrDestExists
+		}
+		nd := &dest{Destination: d, svc: svc}
+		nd.sd = sched.Dest{Addr: d.Addr, Port: d.Port, Weight: d.Weight}
+		// New destinations go to the head of the list, as in the kernel.
+		svc.dests = append([]*dest{nd}, svc.dests...)
+		return nil
+	})
 }
 
 // EditDest changes a destination's weight, method or thresholds.
 func (t *Table) EditDest(k ServiceKey, d Destination) error {
+	return t.withDest(k, &d, func(svc *service, cur *dest) error {
+		if cur == nil {
+			return ErrNoDest
+		}
+		cur.Destination = d
+		cur.sd.Weight = d.Weight
+		cur.updateOverload()
+		return nil
+	})
+}
+
+// withDest runs f under the lock with the service k, the validated d and
+// the destination d names (nil if the service has none), then tells the
+// scheduler about the change when f made one.
+func (t *Table) withDest(k ServiceKey, d *Destination, f func(svc *service, cur *dest) error) error {
 	k = normalizeKey(k)
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -268,16 +274,13 @@ func (t *Table) EditDest(k ServiceKey, d Destination) error {
 	if !ok {
 		return ErrNoService
 	}
-	if err := t.validDest(svc, &d); err != nil {
+	if err := t.validDest(svc, d); err != nil {
 		return err
 	}
 	_, cur := svc.find(d.AddrPort())
-	if cur == nil {
-		return ErrNoDest
+	if err := f(svc, cur); err != nil {
+		return err
 	}
-	cur.Destination = d
-	cur.sd.Weight = d.Weight
-	cur.updateOverload()
 	svc.sched.Update(svc.schedDests())
 	return nil
 }
