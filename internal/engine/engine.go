@@ -109,6 +109,13 @@ func (e *Engine) Load(ctx context.Context, cfg *model.Config) error {
 	if err != nil {
 		return err
 	}
+	if b, ok := e.dp.(bulkAdder); ok {
+		if err := e.loadBulk(ctx, b, states); err != nil {
+			return err
+		}
+		e.cfg = cfg
+		return nil
+	}
 	for _, v := range states {
 		if err := e.addVS(ctx, v); err != nil {
 			return err
@@ -166,6 +173,77 @@ func (e *Engine) addVS(ctx context.Context, v *vsState) error {
 	}
 	e.log.Info("virtual service up", "vs", v.id, "sched", v.vs.Scheduler, "rs", len(v.rss), "services", len(v.services))
 	return nil
+}
+
+// bulkAdder is a data plane that installs many services and destinations
+// in few requests (the kernel's: many netlink messages per sendmsg, where
+// one each costs a round trip; ipvs.Dataplane and ipvs.Owner have it).
+// For want[i], errs[i][0] is its service's error and errs[i][1+j] that of
+// want[i].Dests[j]; a refused service has its destinations left out.
+type bulkAdder interface {
+	AddBulk(ctx context.Context, want []lvs.ServiceStatus) (errs [][]error)
+}
+
+// loadBulk is Load's loop of addVS in one AddBulk: every virtual server's
+// checks started and destinations worked out first, then all of it sent
+// at once. The errors name their virtual_server and real_server as
+// addVS's do; Load still stops at the first virtual server that has one,
+// the ones after it left out of the engine's state with their checks
+// stopped (the data plane's owner removes what they installed).
+func (e *Engine) loadBulk(ctx context.Context, b bulkAdder, states []*vsState) error {
+	var want []lvs.ServiceStatus
+	for _, v := range states {
+		for _, r := range v.rss {
+			if err := e.startChecks(v, r); err != nil {
+				e.stopAll(states)
+				return err
+			}
+		}
+		v.updateQuorum()
+		ds := v.desired()
+		for _, s := range v.services {
+			st := lvs.ServiceStatus{Service: s}
+			for _, ap := range sortedAddrPorts(ds) {
+				st.Dests = append(st.Dests, lvs.DestStatus{Destination: ds[ap]})
+			}
+			want = append(want, st)
+		}
+	}
+	errs := b.AddBulk(ctx, want)
+	i := 0
+	for n, v := range states {
+		var verrs []error
+		for _, s := range v.services {
+			w, es := want[i], errs[i]
+			i++
+			if es[0] != nil {
+				verrs = append(verrs, fmt.Errorf("%s: virtual_server %s: %w", v.vs.Pos, s.ServiceKey, es[0]))
+				continue
+			}
+			for j, x := range w.Dests {
+				if es[1+j] != nil {
+					verrs = append(verrs, fmt.Errorf("%s: real_server %s: %w", v.vs.Pos, x.AddrPort(), es[1+j]))
+				}
+				v.installed[x.AddrPort()] = x.Destination
+			}
+		}
+		if len(verrs) > 0 {
+			e.stopAll(states[n:])
+			return errors.Join(verrs...)
+		}
+		e.log.Info("virtual service up", "vs", v.id, "sched", v.vs.Scheduler, "rs", len(v.rss), "services", len(v.services))
+		e.vss = append(e.vss, v)
+	}
+	return nil
+}
+
+// stopAll stops the checks of virtual servers the engine does not keep.
+func (e *Engine) stopAll(states []*vsState) {
+	for _, v := range states {
+		for _, r := range v.rss {
+			e.stopChecks(r)
+		}
+	}
 }
 
 func (e *Engine) startChecks(v *vsState, r *rsState) error {

@@ -2,12 +2,14 @@ package ipvs
 
 import (
 	"encoding/binary"
+	"fmt"
 	"io"
 	"net/netip"
 	"os"
 	"slices"
 	"sync"
 	"syscall"
+	"time"
 
 	cfipvs "github.com/cloudflare/ipvs"
 	"github.com/cloudflare/ipvs/netmask"
@@ -191,6 +193,10 @@ func (k *fakeKernel) destIndex(x *fakeSvc, d cfipvs.Destination) int {
 func (k *fakeKernel) CreateDestination(s cfipvs.Service, d cfipvs.Destination) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	return k.createDestination(s, d)
+}
+
+func (k *fakeKernel) createDestination(s cfipvs.Service, d cfipvs.Destination) error {
 	x := k.find(s)
 	switch {
 	case x == nil:
@@ -320,6 +326,11 @@ func (k *fakeKernel) genl(greq genetlink.Message, nreq netlink.Message) ([]genet
 		if err != nil {
 			return nil, genltest.Error(int(err.(*netlink.OpError).Err.(syscall.Errno)))
 		}
+	case cmdNewDest:
+		s, _ := svcFromAttrs(attrs(top[cmdAttrService]))
+		if err := k.createDestination(s, destFromAttrs(attrs(top[cmdAttrDest]))); err != nil {
+			return nil, genltest.Error(int(err.(*netlink.OpError).Err.(syscall.Errno)))
+		}
 	case cmdGetService:
 		reply = nil
 		for _, x := range k.svcs {
@@ -377,6 +388,125 @@ func (k *fakeKernel) genl(greq genetlink.Message, nreq netlink.Message) ([]genet
 	return reply, nil
 }
 
+// destFromAttrs is the kernel's ip_vs_genl_parse_dest.
+func destFromAttrs(a map[uint16][]byte) cfipvs.Destination {
+	d := cfipvs.Destination{
+		Family:         cfipvs.AddressFamily(binary.NativeEndian.Uint16(a[destAttrAF])),
+		Port:           binary.BigEndian.Uint16(a[destAttrPort]),
+		FwdMethod:      cfipvs.ForwardType(binary.NativeEndian.Uint32(a[destAttrFwdMethod])),
+		Weight:         binary.NativeEndian.Uint32(a[destAttrWeight]),
+		UpperThreshold: binary.NativeEndian.Uint32(a[destAttrUThresh]),
+		LowerThreshold: binary.NativeEndian.Uint32(a[destAttrLThresh]),
+		TunnelType:     cfipvs.TunnelType(a[destAttrTunType][0]),
+		TunnelPort:     binary.BigEndian.Uint16(a[destAttrTunPort]),
+		TunnelFlags:    cfipvs.TunnelFlags(binary.NativeEndian.Uint16(a[destAttrTunFlags])),
+	}
+	addr := a[destAttrAddr]
+	if d.Family == cfipvs.INET {
+		d.Address = netip.AddrFrom4([4]byte(addr[:4]))
+	} else {
+		d.Address = netip.AddrFrom16([16]byte(addr[:16]))
+	}
+	return d
+}
+
+// fakeBatch is the fake kernel's netlink socket for batches: every
+// request of a sendmsg is handled in turn, as netlink_rcv_skb does, and
+// answered with an acknowledgement carrying its errno and the request's
+// header, one datagram each. tamper, when set, may change the answers
+// before they are read.
+type fakeBatch struct {
+	k      *fakeKernel
+	tamper func([]netlink.Message) []netlink.Message
+	acks   [][]byte
+}
+
+func (k *fakeKernel) batchDial(tamper func([]netlink.Message) []netlink.Message) *fakeBatch {
+	return &fakeBatch{k: k, tamper: tamper}
+}
+
+// splitMessages is the kernel's walk over a sendmsg's messages.
+func splitMessages(b []byte) ([]netlink.Message, error) {
+	var out []netlink.Message
+	for len(b) > 0 {
+		if len(b) < 16 {
+			return nil, fmt.Errorf("%d bytes left", len(b))
+		}
+		l := int(binary.NativeEndian.Uint32(b))
+		if l < 16 || l > len(b) {
+			return nil, fmt.Errorf("message of %d bytes in %d", l, len(b))
+		}
+		var m netlink.Message
+		if err := m.UnmarshalBinary(b[:l]); err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+		b = b[min(len(b), (l+3)&^3):]
+	}
+	return out, nil
+}
+
+func ackBytes(m netlink.Message) []byte {
+	b := binary.NativeEndian.AppendUint32(nil, uint32(16+len(m.Data)))
+	b = binary.NativeEndian.AppendUint16(b, uint16(m.Header.Type))
+	b = binary.NativeEndian.AppendUint16(b, uint16(m.Header.Flags))
+	b = binary.NativeEndian.AppendUint32(b, m.Header.Sequence)
+	b = binary.NativeEndian.AppendUint32(b, m.Header.PID)
+	return append(b, m.Data...)
+}
+
+func (f *fakeBatch) Send(b []byte) error {
+	reqs, err := splitMessages(b)
+	if err != nil {
+		return err
+	}
+	var out []netlink.Message
+	for _, req := range reqs {
+		if req.Header.Flags != netlink.Request|netlink.Acknowledge || req.Header.Type != fakeFamily {
+			return fmt.Errorf("request header %+v", req.Header)
+		}
+		var gm genetlink.Message
+		if err := gm.UnmarshalBinary(req.Data); err != nil {
+			return err
+		}
+		code := int32(0)
+		if _, err := f.k.genl(gm, req); err != nil {
+			var n int
+			if _, serr := fmt.Sscanf(err.Error(), "genltest errno: %d", &n); serr != nil {
+				return err
+			}
+			code = -int32(n)
+		}
+		h := req.Header // echoed after the errno
+		data := binary.NativeEndian.AppendUint32(nil, uint32(code))
+		data = binary.NativeEndian.AppendUint32(data, h.Length)
+		data = binary.NativeEndian.AppendUint16(data, uint16(h.Type))
+		data = binary.NativeEndian.AppendUint16(data, uint16(h.Flags))
+		data = binary.NativeEndian.AppendUint32(data, h.Sequence)
+		data = binary.NativeEndian.AppendUint32(data, h.PID)
+		out = append(out, netlink.Message{Header: netlink.Header{Type: netlink.Error, Sequence: h.Sequence}, Data: data})
+	}
+	if f.tamper != nil {
+		out = f.tamper(out)
+	}
+	for _, m := range out {
+		f.acks = append(f.acks, ackBytes(m))
+	}
+	return nil
+}
+
+func (f *fakeBatch) Recv(b []byte) (int, error) {
+	if len(f.acks) == 0 {
+		return 0, os.ErrDeadlineExceeded
+	}
+	n := copy(b, f.acks[0])
+	f.acks = f.acks[1:]
+	return n, nil
+}
+
+func (f *fakeBatch) SetReadDeadline(time.Time) error { return nil }
+func (f *fakeBatch) Close() error                    { return nil }
+
 func cfNetmask(af cfipvs.AddressFamily, b []byte) netmask.Mask {
 	if af == cfipvs.INET6 {
 		return netmask.MaskFrom(int(binary.NativeEndian.Uint32(b)), 128)
@@ -396,3 +526,23 @@ func packKeyCF(ae *netlink.AttributeEncoder, s cfipvs.Service) {
 	ae.Bytes(svcAttrAddr, a[:])
 	ae.Bytes(svcAttrPort, binary.BigEndian.AppendUint16(nil, s.Port))
 }
+
+// nullBatch acknowledges every request without looking at it.
+type nullBatch struct{ acks [][]byte }
+
+func (f *nullBatch) Send(b []byte) error {
+	reqs, err := splitMessages(b)
+	for _, r := range reqs {
+		f.acks = append(f.acks, ackBytes(netlink.Message{Header: netlink.Header{Type: netlink.Error, Sequence: r.Header.Sequence}, Data: make([]byte, 20)}))
+	}
+	return err
+}
+
+func (f *nullBatch) Recv(b []byte) (int, error) {
+	n := copy(b, f.acks[0])
+	f.acks = f.acks[1:]
+	return n, nil
+}
+
+func (f *nullBatch) SetReadDeadline(time.Time) error { return nil }
+func (f *nullBatch) Close() error                    { return nil }

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
-	"time"
 
 	"github.com/mdlayher/genetlink"
 	"github.com/mdlayher/netlink"
@@ -18,6 +17,9 @@ import (
 const (
 	genlName    = "IPVS"
 	genlVersion = 1
+
+	// netlinkGeneric is NETLINK_GENERIC (include/uapi/linux/netlink.h).
+	netlinkGeneric = 16
 
 	cmdNewService = 1
 	cmdSetService = 2
@@ -135,20 +137,7 @@ func packKey(ae *netlink.AttributeEncoder, k lvs.ServiceKey) {
 func (d *Dataplane) setServicePE(cmd uint8, s lvs.Service) error {
 	ae := netlink.NewAttributeEncoder()
 	ae.Nested(cmdAttrService, func(ae *netlink.AttributeEncoder) error {
-		packKey(ae, s.ServiceKey)
-		ae.String(svcAttrSchedName, s.Scheduler)
-		flags := binary.NativeEndian.AppendUint32(nil, uint32(s.Flags))
-		flags = binary.NativeEndian.AppendUint32(flags, ^uint32(0))
-		ae.Bytes(svcAttrFlags, flags)
-		ae.Uint32(svcAttrTimeout, uint32(s.Timeout/time.Second))
-		if s.Is6() {
-			ae.Uint32(svcAttrNetmask, s.Netmask)
-		} else {
-			ae.Bytes(svcAttrNetmask, binary.BigEndian.AppendUint32(nil, s.Netmask))
-		}
-		if s.PEName != "" {
-			ae.String(svcAttrPEName, s.PEName)
-		}
+		packService(ae, s)
 		return nil
 	})
 	data, err := ae.Encode()

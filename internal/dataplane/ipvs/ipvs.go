@@ -8,7 +8,9 @@
 // that client does not have (flush, zero, sync daemons, persistence
 // engines) is sent here with genetlink directly. Every request the kernel
 // receives is counted (Ops), so a reload can be shown to cost what it
-// changes and nothing more.
+// changes and nothing more. Loading a whole configuration (AddBulk) sends
+// its requests up to batchMax per sendmsg, encoded here, instead of one
+// round trip each.
 package ipvs
 
 import (
@@ -20,6 +22,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -38,6 +41,16 @@ type Dataplane struct {
 	family uint16
 	// procDir is where ip_vs_conn and modules are read ("/proc").
 	procDir string
+
+	// batch is a third socket, for AddBulk's many requests per sendmsg
+	// (nil: one request at a time). Its acknowledgements must not mix
+	// with another caller's, hence its own socket and lock.
+	batchMu     sync.Mutex
+	batch       batchConn
+	batchSeq    uint32
+	batchBroken bool // the kernel surprised a batch: no more batches
+	batchBuf    []byte
+	ackBuf      []byte
 
 	ops opCounters
 }
@@ -78,7 +91,9 @@ func open() (*Dataplane, error) {
 		c.Close()
 		return nil, fmt.Errorf("ipvs: %w", err)
 	}
-	return New(svc, c, f.ID), nil
+	d := New(svc, c, f.ID)
+	d.batch = dialBatch() // nil: AddBulk sends one request at a time
+	return d, nil
 }
 
 // New builds a Dataplane from its two connections: svc for services and
@@ -97,7 +112,7 @@ func Available() bool {
 
 func (d *Dataplane) Name() string { return "ipvs" }
 
-// Close closes both netlink sockets.
+// Close closes the netlink sockets.
 func (d *Dataplane) Close() error {
 	var errs []error
 	if c, ok := d.svc.(interface{ Close() error }); ok {
@@ -105,6 +120,9 @@ func (d *Dataplane) Close() error {
 	}
 	if d.genl != nil {
 		errs = append(errs, d.genl.Close())
+	}
+	if d.batch != nil {
+		errs = append(errs, d.batch.Close())
 	}
 	return errors.Join(errs...)
 }
@@ -257,6 +275,9 @@ type OpCounts struct {
 	Flush, Zero, Daemon                 int64
 	// Other are reads: listings, info, timeouts.
 	Other int64
+	// Batches are the sendmsg calls that carried many of the requests
+	// above at once (AddBulk); every other request is a sendmsg of its own.
+	Batches int64
 }
 
 // Changes is the number of requests that change the table.
@@ -274,13 +295,15 @@ func (c OpCounts) String() string {
 		" flush=" + strconv.FormatInt(c.Flush, 10) +
 		" zero=" + strconv.FormatInt(c.Zero, 10) +
 		" daemon=" + strconv.FormatInt(c.Daemon, 10) +
-		" reads=" + strconv.FormatInt(c.Other, 10)
+		" reads=" + strconv.FormatInt(c.Other, 10) +
+		" batches=" + strconv.FormatInt(c.Batches, 10)
 }
 
 type opCounters struct {
 	AddService, EditService, DelService atomic.Int64
 	AddDest, EditDest, DelDest          atomic.Int64
 	Flush, Zero, Daemon, Other          atomic.Int64
+	Batches                             atomic.Int64
 }
 
 func (o *opCounters) add(c *atomic.Int64) { c.Add(1) }
@@ -292,5 +315,6 @@ func (d *Dataplane) Ops() OpCounts {
 		AddService: o.AddService.Load(), EditService: o.EditService.Load(), DelService: o.DelService.Load(),
 		AddDest: o.AddDest.Load(), EditDest: o.EditDest.Load(), DelDest: o.DelDest.Load(),
 		Flush: o.Flush.Load(), Zero: o.Zero.Load(), Daemon: o.Daemon.Load(), Other: o.Other.Load(),
+		Batches: o.Batches.Load(),
 	}
 }

@@ -142,6 +142,59 @@ func (o *Owner) AddService(ctx context.Context, s lvs.Service) error {
 	return nil
 }
 
+// bulkAdder is a data plane that adds many services and destinations at
+// once (Dataplane.AddBulk).
+type bulkAdder interface {
+	AddBulk(ctx context.Context, want []lvs.ServiceStatus) [][]error
+}
+
+// AddBulk is AddService then AddDest for each of want, with the same
+// errors in the same places as Dataplane.AddBulk: adopted services one
+// request at a time as AddService and AddDest do, the new ones in batches
+// when the wrapped data plane has them.
+func (o *Owner) AddBulk(ctx context.Context, want []lvs.ServiceStatus) [][]error {
+	errs := make([][]error, len(want))
+	var fresh []lvs.ServiceStatus
+	var at []int
+	o.mu.Lock()
+	for i, s := range want {
+		if _, ok := o.adopt[s.ServiceKey]; ok {
+			continue
+		}
+		fresh, at = append(fresh, s), append(at, i)
+	}
+	o.mu.Unlock()
+	b, ok := o.dp.(bulkAdder)
+	if !ok || len(fresh) == 0 {
+		fresh, at = nil, nil
+	}
+	var ferrs [][]error
+	if len(fresh) > 0 {
+		ferrs = b.AddBulk(ctx, fresh)
+		o.mu.Lock()
+		for j, i := range at {
+			errs[i] = ferrs[j]
+			if ferrs[j][0] == nil {
+				o.owned[want[i].ServiceKey] = true
+			}
+		}
+		o.mu.Unlock()
+	}
+	for i, s := range want {
+		if errs[i] != nil {
+			continue
+		}
+		errs[i] = make([]error, 1+len(s.Dests))
+		if errs[i][0] = o.AddService(ctx, s.Service); errs[i][0] != nil {
+			continue
+		}
+		for j, x := range s.Dests {
+			errs[i][1+j] = o.AddDest(ctx, s.ServiceKey, x.Destination)
+		}
+	}
+	return errs
+}
+
 func (o *Owner) EditService(ctx context.Context, s lvs.Service) error {
 	return o.dp.EditService(ctx, s)
 }

@@ -369,7 +369,7 @@ func TestKernel(t *testing.T) {
 		}
 	}
 	dir := t.TempDir()
-	goBuild(t, "build", "-o", filepath.Join(dir, "keepvs"), "github.com/keepvs/keepvs/cmd/keepvs")
+	goBuild(t, "build", "-buildvcs=false", "-o", filepath.Join(dir, "keepvs"), "github.com/keepvs/keepvs/cmd/keepvs")
 	goBuild(t, "test", "-c", "-o", filepath.Join(dir, "guest.test"), "github.com/keepvs/keepvs/internal/dataplane/ipvs/qemutest")
 
 	im, err := qemu.NewImage(h, filepath.Join(dir, "root"))
