@@ -39,7 +39,7 @@ func keepvsBinary(t testing.TB) string {
 		if _, err := os.Stat(goTool); err != nil {
 			goTool = "go"
 		}
-		out, err := exec.Command(goTool, "build", "-o", keepvsBin, "github.com/keepvs/keepvs/cmd/keepvs").CombinedOutput()
+		out, err := exec.Command(goTool, "build", "-buildvcs=false", "-o", keepvsBin, "github.com/keepvs/keepvs/cmd/keepvs").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
