@@ -243,6 +243,9 @@ for i in 1 2 3; do
 	run traffic/dr/$i c timeout 10 wget -q -O - http://10.9.0.100:81/
 	run traffic/tun/$i c timeout 10 wget -q -O - http://10.9.0.100:82/
 done
+# The kernel folds its per-CPU counters into the totals on the estimator's
+# 2 s tick: let the traffic's counts settle before reading them.
+sleep 5
 # The counters, rates and connections, read by keepvs, ipvsadm, keepvs:
 # what ipvsadm printed must be one of the two reads around it (the kernel
 # may tick between reads).
