@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"slices"
 	"time"
+
+	"github.com/keepvs/keepvs/internal/conf"
 )
 
 // finishVRRP resolves what depends on more than one block (defaults from
@@ -15,30 +17,9 @@ import (
 func (c *Config) finishVRRP(b *builder) {
 	c.Global.GARP = c.Global.GARP.resolve()
 
-	scripts := map[string]*VRRPScript{}
-	for _, s := range c.Scripts {
-		if old, dup := scripts[s.Name]; dup {
-			b.errorf(s.Pos, "vrrp_script", "%s is already defined at %s", s.Name, old.Pos)
-			continue
-		}
-		scripts[s.Name] = s
-	}
-	files := map[string]*TrackFile{}
-	for _, f := range c.TrackFiles {
-		if old, dup := files[f.Name]; dup {
-			b.errorf(f.Pos, "track_file", "%s is already defined at %s", f.Name, old.Pos)
-			continue
-		}
-		files[f.Name] = f
-	}
-	instances := map[string]*Instance{}
-	for _, in := range c.Instances {
-		if old, dup := instances[in.Name]; dup {
-			b.errorf(in.Pos, "vrrp_instance", "%s is already defined at %s", in.Name, old.Pos)
-			continue
-		}
-		instances[in.Name] = in
-	}
+	scripts := byName(b, c.Scripts, "vrrp_script", func(s *VRRPScript) (string, conf.Pos) { return s.Name, s.Pos })
+	files := byName(b, c.TrackFiles, "track_file", func(f *TrackFile) (string, conf.Pos) { return f.Name, f.Pos })
+	instances := byName(b, c.Instances, "vrrp_instance", func(in *Instance) (string, conf.Pos) { return in.Name, in.Pos })
 	used := map[string]bool{}
 	checkRefs := func(refs []Ref, kw, what string, defined func(string) bool, names []string) {
 		for _, r := range refs {
@@ -365,4 +346,20 @@ func sameVRRPChannel(a, b *Instance) bool {
 		}
 	}
 	return false
+}
+
+// byName indexes named blocks, reporting a name defined twice (the first
+// definition wins).
+func byName[T any](b *builder, items []T, keyword string, id func(T) (string, conf.Pos)) map[string]T {
+	m := make(map[string]T, len(items))
+	for _, it := range items {
+		name, pos := id(it)
+		if old, dup := m[name]; dup {
+			_, oldPos := id(old)
+			b.errorf(pos, keyword, "%s is already defined at %s", name, oldPos)
+			continue
+		}
+		m[name] = it
+	}
+	return m
 }
