@@ -51,10 +51,11 @@ func TestBenchListeners(t *testing.T) {
 	bufio.NewReader(os.Stdin).ReadString('\n')
 }
 
-func cpuTime() time.Duration {
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime() (user, sys time.Duration) {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano())
 }
 
 func rssKB() int {
@@ -132,7 +133,11 @@ func TestRunner10k(t *testing.T) {
 	})
 	lo := netip.MustParseAddr("127.0.0.1")
 	for i := range n {
-		c := timed{tcp.New(check.Target{Addr: netip.AddrPortFrom(lo, ports[i%len(ports)])}), &slow}
+		p := tcp.New(check.Target{Addr: netip.AddrPortFrom(lo, ports[i%len(ports)])})
+		var c check.Checker = timedStarter{timed{p, &slow}, p}
+		if os.Getenv("KEEPVS_CHECKBENCH_GOROUTINES") != "" {
+			c = timed{p, &slow} // a goroutine per probe, as before the poller
+		}
 		if _, err := r.Add(check.RealServer{ID: fmt.Sprint("rs", i), Weight: 1, Checks: []check.Spec{{
 			Name: "TCP_CHECK", Checker: c, Timeout: 3 * time.Second, DelayLoop: time.Second,
 			Retry: 1, DelayBeforeRetry: time.Second, Warmup: time.Second,
@@ -145,9 +150,11 @@ func TestRunner10k(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(2 * time.Second) // past the warmup
-	st0, cpu0, wall0 := r.Stats(), cpuTime(), time.Now()
+	st0, wall0 := r.Stats(), time.Now()
+	u0, s0 := cpuTime()
 	time.Sleep(run)
-	st1, cpu1, wall := r.Stats(), cpuTime(), time.Since(wall0)
+	st1, wall := r.Stats(), time.Since(wall0)
+	u1, s1 := cpuTime()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	rss := rssKB()
@@ -155,9 +162,9 @@ func TestRunner10k(t *testing.T) {
 	r.Stop()
 
 	probes := st1.Probes - st0.Probes
-	share := float64(cpu1-cpu0) / float64(wall)
-	t.Logf("%d real servers, delay_loop 1s, %v: %d probes (%.0f/s), CPU %.1f%% of one core, RSS %d MiB, Go heap in use %d MiB, sys %d MiB; late >=100ms: %d (max %v over the whole run); real servers down: %d",
-		n, wall.Round(time.Millisecond), probes, float64(probes)/wall.Seconds(), 100*share,
+	user, sys := float64(u1-u0)/float64(wall), float64(s1-s0)/float64(wall)
+	t.Logf("%d real servers, delay_loop 1s, %v: %d probes (%.0f/s), CPU %.1f%% of one core (user %.1f%%, system %.1f%%), RSS %d MiB, Go heap in use %d MiB, sys %d MiB; late >=100ms: %d (max %v over the whole run); real servers down: %d",
+		n, wall.Round(time.Millisecond), probes, float64(probes)/wall.Seconds(), 100*(user+sys), 100*user, 100*sys,
 		rss/1024, ms.HeapInuse>>20, ms.Sys>>20, st1.Late, st1.MaxLate.Round(time.Millisecond), downs.Load())
 	t.Logf("probe durations: <10ms %d, <100ms %d, <1s %d, >=1s %d", slow[0].Load(), slow[1].Load(), slow[2].Load(), slow[3].Load())
 	if downs.Load() != 0 {
@@ -174,7 +181,26 @@ type timed struct {
 func (c timed) Check(ctx context.Context) check.Result {
 	start := time.Now()
 	res := c.Checker.Check(ctx)
-	switch d := time.Since(start); {
+	c.count(time.Since(start))
+	return res
+}
+
+// timedStarter keeps a Starter's way of probing.
+type timedStarter struct {
+	timed
+	s check.Starter
+}
+
+func (c timedStarter) Start(timeout time.Duration, done func(check.Result)) func() {
+	start := time.Now()
+	return c.s.Start(timeout, func(r check.Result) {
+		c.count(time.Since(start))
+		done(r)
+	})
+}
+
+func (c timed) count(d time.Duration) {
+	switch {
 	case d < 10*time.Millisecond:
 		c.n[0].Add(1)
 	case d < 100*time.Millisecond:
@@ -184,5 +210,4 @@ func (c timed) Check(ctx context.Context) check.Result {
 	default:
 		c.n[3].Add(1)
 	}
-	return res
 }

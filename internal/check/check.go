@@ -22,6 +22,17 @@ type Checker interface {
 	Check(ctx context.Context) Result
 }
 
+// Starter is a Checker that probes without a goroutine of its own (the
+// TCP_CHECK on its shared poller). Start begins one probe that ends within
+// timeout and calls done exactly once with its result, from another
+// goroutine and never before Start returns, so a caller may hold a lock
+// across Start. After cancel, done is not called, or its call is already
+// under way.
+type Starter interface {
+	Checker
+	Start(timeout time.Duration, done func(Result)) (cancel func())
+}
+
 // CheckerFunc adapts a function to Checker.
 type CheckerFunc func(ctx context.Context) Result
 

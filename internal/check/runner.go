@@ -348,7 +348,9 @@ func (r *Runner) fire() {
 	now := r.clk.Now()
 	var due []func()
 	for len(r.queue) > 0 && !r.queue[0].due.After(now) {
-		due = append(due, r.launchLocked(r.queue.pop(), now))
+		if p := r.launchLocked(r.queue.pop(), now); p != nil {
+			due = append(due, p)
+		}
 	}
 	r.armLocked()
 	if r.cfg.Go == nil {
@@ -369,17 +371,30 @@ func (r *Runner) fire() {
 	}
 }
 
-// launchLocked marks c in flight and returns the probe to run. The probe's
-// deadline is its Timeout; Grace later the Runner counts a timeout itself,
-// on the clock, whatever the probe does.
+// launchLocked marks c in flight and returns the probe to run, or starts
+// it itself and returns nil (a Starter). The probe's deadline is its
+// Timeout; Grace later the Runner counts a timeout itself, on the clock,
+// whatever the probe does.
 func (r *Runner) launchLocked(c *checkState, now time.Time) func() {
 	c.gen++
 	gen, due := c.gen, c.due
 	c.inflight, c.started = true, now
+	c.hard = r.clk.AfterFunc(c.spec.Timeout+r.cfg.Grace, func() { r.expire(c, gen) })
+	if st, ok := c.spec.Checker.(Starter); ok && r.cfg.Go == nil {
+		// Started here, under the lock: Start never calls back before
+		// it returns, and costs no goroutine.
+		r.countStart(now.Sub(due))
+		c.cancel = st.Start(c.spec.Timeout, func(res Result) {
+			if res.Duration == 0 {
+				res.Duration = r.clk.Now().Sub(now)
+			}
+			r.complete(c, gen, res)
+		})
+		return nil
+	}
 	pctx, cancel := context.WithCancel(r.ctx)
 	ctx := deadlineCtx{pctx, now.Add(c.spec.Timeout)}
 	c.cancel = cancel
-	c.hard = r.clk.AfterFunc(c.spec.Timeout+r.cfg.Grace, func() { r.expire(c, gen) })
 	return func() {
 		r.sem <- struct{}{}
 		start := r.clk.Now()

@@ -9,7 +9,8 @@ import (
 	"github.com/keepvs/keepvs/internal/check"
 )
 
-// Checker connects to Target and closes the connection.
+// Checker connects to Target and closes the connection. Its probes run on
+// the process's shared poller (see poller.go).
 type Checker struct {
 	Target check.Target
 }
@@ -17,8 +18,43 @@ type Checker struct {
 // New returns a TCP_CHECK probe of t.
 func New(t check.Target) *Checker { return &Checker{Target: t} }
 
+// Start begins one probe; done gets its result from the poller's
+// goroutine, never from within Start.
+func (c *Checker) Start(timeout time.Duration, done func(check.Result)) (cancel func()) {
+	p, err := sharedPoller()
+	if err != nil {
+		// No epoll here: probe on a goroutine instead.
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		go func() {
+			res := c.Check(ctx)
+			cancel()
+			done(res)
+		}()
+		return cancel
+	}
+	return p.start(c.Target, timeout, done)
+}
+
+// Check makes one probe and waits for it, until ctx's deadline.
 func (c *Checker) Check(ctx context.Context) check.Result {
 	start := time.Now()
+	p, err := sharedPoller()
+	if err != nil {
+		return c.dial(ctx, start)
+	}
+	timeout := check.Deadline(ctx, 5*time.Second).Sub(start)
+	ch := make(chan check.Result, 1)
+	cancel := p.start(c.Target, timeout, func(r check.Result) { ch <- r })
+	select {
+	case r := <-ch:
+		return r
+	case <-ctx.Done():
+		cancel()
+		return check.Result{Reason: "connect " + c.Target.Addr.String() + ": " + check.ErrText(ctx.Err()), Duration: time.Since(start)}
+	}
+}
+
+func (c *Checker) dial(ctx context.Context, start time.Time) check.Result {
 	conn, err := c.Target.Dial(ctx, "tcp")
 	if err != nil {
 		return check.Result{Reason: "connect " + c.Target.Addr.String() + ": " + check.ErrText(err), Duration: time.Since(start)}

@@ -1,0 +1,415 @@
+package tcp
+
+import (
+	"container/heap"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/keepvs/keepvs/internal/check"
+)
+
+// poller runs TCP connects for every TCP_CHECK of the process on one epoll
+// set and one goroutine: a probe is a nonblocking socket and connect, an
+// epoll registration, and a getsockopt(SO_ERROR) when it is writable. No
+// goroutine, context or net.Conn per probe — at 10,000 checks a second
+// that is the difference between a few and a few dozen percent of a core
+// in user space (docs/benchmarks.md).
+//
+// Results are always delivered from the poller's goroutine, never from
+// Start, so a caller may start probes while holding its own lock.
+type poller struct {
+	epfd int
+	evfd int // wakes the loop: a result to deliver or an earlier deadline
+
+	mu       sync.Mutex
+	ops      map[int32]*op // in flight, by fd
+	queued   []*op         // waiting for a slot (more than max in flight)
+	ready    []*op         // finished without epoll (immediate errors)
+	timers   deadlines
+	gen      uint32
+	max      int
+	waitTill int64 // when the loop's epoll_wait ends; -1: no timeout
+}
+
+// op is one probe.
+type op struct {
+	target  check.Target
+	timeout time.Duration
+	done    func(check.Result)
+
+	fd       int32
+	gen      uint32
+	start    time.Time
+	deadline int64 // monotonic ns since pollBase
+	idx      int   // in timers, -1 when not there
+	res      check.Result
+	finished bool
+}
+
+var (
+	pollBase = time.Now()
+
+	defaultPollerOnce sync.Once
+	defaultPoller     *poller
+	defaultPollerErr  error
+)
+
+func mono() int64 { return int64(time.Since(pollBase)) }
+
+// maxInFlight bounds the sockets the poller holds open at once; further
+// probes wait their turn (their time counts against their timeout, as a
+// blocked probe goroutine's would).
+const maxInFlight = 4096
+
+func sharedPoller() (*poller, error) {
+	defaultPollerOnce.Do(func() {
+		defaultPoller, defaultPollerErr = newPoller(maxInFlight)
+		if defaultPollerErr == nil {
+			go defaultPoller.loop()
+		}
+	})
+	return defaultPoller, defaultPollerErr
+}
+
+func newPoller(max int) (*poller, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, os.NewSyscallError("epoll_create1", err)
+	}
+	evfd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, os.NewSyscallError("eventfd", err)
+	}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, evfd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(evfd)}); err != nil {
+		unix.Close(epfd)
+		unix.Close(evfd)
+		return nil, os.NewSyscallError("epoll_ctl", err)
+	}
+	return &poller{epfd: epfd, evfd: evfd, ops: map[int32]*op{}, max: max, waitTill: -1}, nil
+}
+
+// start begins a probe of t that ends within timeout and calls done once
+// from the poller's goroutine. cancel drops the probe; done is then not
+// called (or its call is already under way and its result is stale).
+func (p *poller) start(t check.Target, timeout time.Duration, done func(check.Result)) (cancel func()) {
+	o := &op{target: t, timeout: timeout, done: done, fd: -1, idx: -1}
+	p.mu.Lock()
+	if len(p.ops) >= p.max {
+		o.start = time.Now()
+		o.deadline = mono() + int64(timeout)
+		p.queued = append(p.queued, o)
+		p.armLocked(o)
+	} else {
+		p.launchLocked(o)
+	}
+	p.mu.Unlock()
+	return func() { p.cancel(o) }
+}
+
+// launchLocked opens o's socket and connects. An immediate verdict goes
+// to ready, for the loop to deliver.
+func (p *poller) launchLocked(o *op) {
+	if o.start.IsZero() {
+		o.start = time.Now()
+		o.deadline = mono() + int64(o.timeout)
+	}
+	fd, inProgress, err := dial(o.target)
+	if err != nil || !inProgress {
+		if err != nil {
+			o.res = failed(o, check.ErrText(err))
+		} else {
+			o.res = check.Result{OK: true, Duration: time.Since(o.start)}
+		}
+		p.readyLocked(o)
+		return
+	}
+	p.gen++
+	o.fd, o.gen = int32(fd), p.gen
+	ev := unix.EpollEvent{Events: unix.EPOLLOUT, Fd: o.fd, Pad: int32(o.gen)}
+	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		unix.Close(fd)
+		o.fd = -1
+		o.res = failed(o, "epoll_ctl: "+err.Error())
+		p.readyLocked(o)
+		return
+	}
+	p.ops[o.fd] = o
+	p.armLocked(o)
+}
+
+func (p *poller) readyLocked(o *op) {
+	o.finished = true
+	if o.idx >= 0 {
+		heap.Remove(&p.timers, o.idx)
+	}
+	p.ready = append(p.ready, o)
+	p.wake()
+}
+
+// armLocked puts o's deadline on the heap and wakes the loop if it would
+// sleep past it.
+func (p *poller) armLocked(o *op) {
+	heap.Push(&p.timers, o)
+	if p.waitTill < 0 || o.deadline < p.waitTill {
+		p.wake()
+	}
+}
+
+func (p *poller) wake() {
+	var one = [8]byte{1}
+	unix.Write(p.evfd, one[:])
+}
+
+func (p *poller) cancel(o *op) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if o.finished {
+		o.done = nil
+		return
+	}
+	o.finished, o.done = true, nil
+	if o.idx >= 0 {
+		heap.Remove(&p.timers, o.idx)
+	}
+	if o.fd >= 0 {
+		delete(p.ops, o.fd)
+		unix.Close(int(o.fd))
+		o.fd = -1
+		p.launchQueuedLocked()
+		return
+	}
+	for i, q := range p.queued {
+		if q == o {
+			p.queued = append(p.queued[:i], p.queued[i+1:]...)
+			break
+		}
+	}
+}
+
+// launchQueuedLocked starts waiting probes while there is room.
+func (p *poller) launchQueuedLocked() {
+	for len(p.queued) > 0 && len(p.ops) < p.max {
+		o := p.queued[0]
+		p.queued[0] = nil
+		p.queued = p.queued[1:]
+		if o.idx >= 0 {
+			heap.Remove(&p.timers, o.idx)
+		}
+		p.launchLocked(o)
+	}
+}
+
+// loop waits for connects to finish and deadlines to pass, and delivers
+// results, forever (the poller is shared by the process).
+func (p *poller) loop() {
+	events := make([]unix.EpollEvent, 256)
+	var out []*op
+	var dones []func(check.Result)
+	for {
+		p.mu.Lock()
+		wait := -1
+		p.waitTill = -1
+		if len(p.timers) > 0 {
+			d := p.timers[0].deadline - mono()
+			// Round up to the millisecond, so a wake-up finds the
+			// deadline passed.
+			wait = int(max((d+int64(time.Millisecond)-1)/int64(time.Millisecond), 0))
+			p.waitTill = p.timers[0].deadline
+		}
+		p.mu.Unlock()
+		n, err := unix.EpollWait(p.epfd, events, wait)
+		if err != nil && !errors.Is(err, unix.EINTR) {
+			// Nothing sensible is left to do with a broken epoll set
+			// but to keep going; the Runner's own deadlines count the
+			// probes as timed out.
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		p.mu.Lock()
+		for _, ev := range events[:max(n, 0)] {
+			if ev.Fd == int32(p.evfd) {
+				var buf [8]byte
+				unix.Read(p.evfd, buf[:])
+				continue
+			}
+			o := p.ops[ev.Fd]
+			if o == nil || o.gen != uint32(ev.Pad) {
+				continue // canceled, its fd maybe reused
+			}
+			delete(p.ops, ev.Fd)
+			if o.idx >= 0 {
+				heap.Remove(&p.timers, o.idx)
+			}
+			errno, gerr := unix.GetsockoptInt(int(o.fd), unix.SOL_SOCKET, unix.SO_ERROR)
+			unix.Close(int(o.fd))
+			o.fd = -1
+			switch {
+			case gerr != nil:
+				o.res = failed(o, check.ErrText(gerr))
+			case errno != 0:
+				o.res = failed(o, unix.Errno(errno).Error())
+			default:
+				o.res = check.Result{OK: true, Duration: time.Since(o.start)}
+			}
+			o.finished = true
+			out = append(out, o)
+		}
+		now := mono()
+		for len(p.timers) > 0 && p.timers[0].deadline <= now {
+			o := heap.Pop(&p.timers).(*op)
+			if o.fd >= 0 {
+				delete(p.ops, o.fd)
+				unix.Close(int(o.fd))
+				o.fd = -1
+			} else {
+				for i, q := range p.queued {
+					if q == o {
+						p.queued = append(p.queued[:i], p.queued[i+1:]...)
+						break
+					}
+				}
+			}
+			o.res = failed(o, "timeout")
+			o.finished = true
+			out = append(out, o)
+		}
+		out = append(out, p.ready...)
+		clear(p.ready)
+		p.ready = p.ready[:0]
+		p.launchQueuedLocked()
+		// Take each result's callback under the lock: a cancel after
+		// this point finds the op finished and its done is ours to call.
+		for _, o := range out {
+			dones = append(dones, o.done)
+			o.done = nil
+		}
+		p.mu.Unlock()
+		for i, o := range out {
+			if dones[i] != nil {
+				dones[i](o.res)
+			}
+		}
+		clear(out)
+		out = out[:0]
+		clear(dones)
+		dones = dones[:0]
+	}
+}
+
+func failed(o *op, why string) check.Result {
+	return check.Result{Reason: "connect " + o.target.Addr.String() + ": " + why, Duration: time.Since(o.start)}
+}
+
+// dial opens a nonblocking TCP socket to t, bound and marked as t says,
+// and starts connecting. inProgress is false when the connect finished at
+// once (err says how).
+func dial(t check.Target) (fd int, inProgress bool, err error) {
+	family := unix.AF_INET
+	if t.Addr.Addr().Is6() && !t.Addr.Addr().Is4In6() {
+		family = unix.AF_INET6
+	}
+	fd, err = unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+	if err != nil {
+		return -1, false, os.NewSyscallError("socket", err)
+	}
+	if err := prepare(fd, family, t); err != nil {
+		unix.Close(fd)
+		return -1, false, err
+	}
+	sa, err := sockaddr(family, t.Addr)
+	if err != nil {
+		unix.Close(fd)
+		return -1, false, err
+	}
+	switch err := unix.Connect(fd, sa); {
+	case err == nil:
+		unix.Close(fd)
+		return -1, false, nil
+	case errors.Is(err, unix.EINPROGRESS):
+		return fd, true, nil
+	default:
+		unix.Close(fd)
+		return -1, false, err
+	}
+}
+
+// prepare sets the mark and device and binds the local address.
+func prepare(fd, family int, t check.Target) error {
+	if t.FWMark != 0 && os.Geteuid() == 0 {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_MARK, int(t.FWMark)); err != nil {
+			return os.NewSyscallError("set fwmark", err)
+		}
+	}
+	if t.BindIf != "" {
+		if err := unix.SetsockoptString(fd, unix.SOL_SOCKET, unix.SO_BINDTODEVICE, t.BindIf); err != nil {
+			return os.NewSyscallError("bind to device "+t.BindIf, err)
+		}
+	}
+	if !t.BindTo.IsValid() && t.BindPort == 0 {
+		return nil
+	}
+	ip := t.BindTo
+	if !ip.IsValid() {
+		ip = netip.IPv4Unspecified()
+		if family == unix.AF_INET6 {
+			ip = netip.IPv6Unspecified()
+		}
+	}
+	sa, err := sockaddr(family, netip.AddrPortFrom(ip, t.BindPort))
+	if err != nil {
+		return err
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		return os.NewSyscallError("bind", err)
+	}
+	return nil
+}
+
+func sockaddr(family int, ap netip.AddrPort) (unix.Sockaddr, error) {
+	a := ap.Addr()
+	if family == unix.AF_INET {
+		if !a.Unmap().Is4() {
+			return nil, errors.New("address family mismatch: " + a.String())
+		}
+		return &unix.SockaddrInet4{Port: int(ap.Port()), Addr: a.Unmap().As4()}, nil
+	}
+	sa := &unix.SockaddrInet6{Port: int(ap.Port()), Addr: a.As16()}
+	if z := a.Zone(); z != "" {
+		ifi, err := net.InterfaceByName(z)
+		if err != nil {
+			return nil, err
+		}
+		sa.ZoneId = uint32(ifi.Index)
+	}
+	return sa, nil
+}
+
+// deadlines is a min-heap of ops by deadline.
+type deadlines []*op
+
+func (d deadlines) Len() int           { return len(d) }
+func (d deadlines) Less(i, j int) bool { return d[i].deadline < d[j].deadline }
+func (d deadlines) Swap(i, j int) {
+	d[i], d[j] = d[j], d[i]
+	d[i].idx, d[j].idx = i, j
+}
+func (d *deadlines) Push(x any) {
+	o := x.(*op)
+	o.idx = len(*d)
+	*d = append(*d, o)
+}
+func (d *deadlines) Pop() any {
+	old := *d
+	o := old[len(old)-1]
+	old[len(old)-1] = nil
+	o.idx = -1
+	*d = old[:len(old)-1]
+	return o
+}
