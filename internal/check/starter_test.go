@@ -1,0 +1,102 @@
+package check
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keepvs/keepvs/internal/clock/clocktest"
+)
+
+// starter is a fake Starter: each Start is recorded with its callback,
+// for the test to answer (or not) later, as the TCP poller does.
+type starter struct {
+	mu       sync.Mutex
+	starts   []time.Duration // clock time of each Start, from t0
+	dones    []func(Result)
+	canceled int
+	clk      *clocktest.Fake
+}
+
+func (f *starter) Check(context.Context) Result { panic("a Starter is started, never checked") }
+
+func (f *starter) Start(timeout time.Duration, done func(Result)) func() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.starts = append(f.starts, f.clk.Now().Sub(t0))
+	f.dones = append(f.dones, done)
+	return func() {
+		f.mu.Lock()
+		f.canceled++
+		f.mu.Unlock()
+	}
+}
+
+// answer delivers probe i's result from another goroutine, as a Starter
+// must, and waits for the Runner to take it.
+func (f *starter) answer(i int, r Result) {
+	f.mu.Lock()
+	done := f.dones[i]
+	f.mu.Unlock()
+	ch := make(chan struct{})
+	go func() { done(r); close(ch) }()
+	<-ch
+}
+
+func (f *starter) state() ([]time.Duration, int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]time.Duration(nil), f.starts...), f.canceled
+}
+
+// TestRunnerStarter: a Starter is started on the Runner's schedule without
+// a goroutine, its answers drive the verdict, a probe that never answers
+// is failed after Timeout+Grace and canceled, and Remove cancels the
+// probe in flight.
+func TestRunnerStarter(t *testing.T) {
+	clk := clocktest.New(t0)
+	var mu sync.Mutex
+	var events []ev
+	r := NewRunner(Config{
+		Clock: clk,
+		Grace: time.Second,
+		OnEvent: func(e Event) {
+			mu.Lock()
+			events = append(events, ev{e.At.Sub(t0), e.Up, e.Weight, e.Check, e.Reason})
+			mu.Unlock()
+		},
+	})
+	f := &starter{clk: clk}
+	sp := Spec{Name: "c", Checker: f, Timeout: 3 * s, DelayLoop: 10 * s, Retry: 0, DelayBeforeRetry: 2 * s}
+	if _, err := r.Add(RealServer{ID: "rs", Weight: 1, Checks: []Spec{sp}}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := r.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer r.Stop()
+
+	clk.Advance(0) // the first probe, due at once
+	f.answer(0, Result{OK: true})
+	clk.Advance(10 * s) // second probe at 10s: never answered
+	clk.Advance(4 * s)  // 14s = 10s + Timeout + Grace: failed
+	f.answer(1, Result{OK: true, Reason: "too late"})
+	clk.Advance(10 * s) // third probe at 24s
+	f.answer(2, Result{OK: true})
+	clk.Advance(10 * s) // fourth at 34s, in flight when removed
+	r.Remove("rs")
+
+	starts, canceled := f.state()
+	diff(t, "starts", []time.Duration{0, 10 * s, 24 * s, 34 * s}, starts)
+	// Canceled: the expired probe, each answered probe once done, and
+	// the one in flight at Remove.
+	if canceled != 4 {
+		t.Errorf("canceled %d probes, want 4 (one per probe)", canceled)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	diff(t, "events", []ev{{14 * s, false, 1, "c", "timeout after 3s"}, {24 * s, true, 1, "c", ""}}, events)
+}
