@@ -45,7 +45,10 @@ type heldAddr struct {
 
 // New opens a netlink handle. stateFile records the VIPs added ("": none).
 func New(log *slog.Logger, stateFile string) (*Announcer, error) {
-	h, err := netlink.NewHandle()
+	// Route netlink only: with no families named the handle opens xfrm
+	// and netfilter sockets too, which a kernel without those modules
+	// refuses ("protocol not supported").
+	h, err := netlink.NewHandle(syscall.NETLINK_ROUTE)
 	if err != nil {
 		return nil, fmt.Errorf("announce: netlink: %w", err)
 	}
