@@ -42,7 +42,7 @@ func tokenize(l line, diags *Diagnostics, toks []token) []token {
 			toks = append(toks, token{kind: tokClose, word: Word{Text: "}", Pos: l.posAt(i)}})
 			i++
 		default:
-			w, n := lexWord(l, i, diags)
+			w, n := lexWord(&l, i, diags)
 			toks = append(toks, token{kind: tokWord, word: w})
 			i = n
 		}
@@ -50,11 +50,25 @@ func tokenize(l line, diags *Diagnostics, toks []token) []token {
 	return toks
 }
 
-func lexWord(l line, start int, diags *Diagnostics) (Word, int) {
+func lexWord(l *line, start int, diags *Diagnostics) (Word, int) {
 	s := l.text
-	var b strings.Builder
 	w := Word{Pos: l.posAt(start)}
 	i := start
+	// Nearly every word has no quote and no ${NAME}: it is a piece of the
+	// line's text as it is, with nothing to copy.
+	for i < len(s) {
+		c := s[i]
+		if isBlank(c) || c == '{' || c == '}' || c == '"' || c == '\'' || c == '$' || (c == 0xc2 && isNBSP(s, i)) {
+			break
+		}
+		i++
+	}
+	if i == len(s) || (s[i] != '"' && s[i] != '\'' && s[i] != '$') {
+		w.Text = s[start:i]
+		return w, i
+	}
+	var b strings.Builder
+	b.WriteString(s[start:i])
 	for i < len(s) {
 		c := s[i]
 		if isBlank(c) || c == '{' || c == '}' || isNBSP(s, i) {

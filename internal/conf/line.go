@@ -12,25 +12,41 @@ type span struct {
 }
 
 // line is one logical line of configuration: text plus the map from its
-// bytes back to where they were written.
+// bytes back to where they were written. Most lines are one piece of one
+// file line, mapped by first alone: they cost no allocation.
 type line struct {
 	text  string
-	spans []span // sorted by start; spans[0].start == 0
+	first span   // first.start == 0
+	more  []span // the spans after first, sorted by start; usually nil
 	pwd   string // directory of the file the line came from, for ${_PWD}
 }
 
 func newLine(text string, pos Pos, pwd string) line {
-	return line{text: text, spans: []span{{start: 0, pos: pos}}, pwd: pwd}
+	return line{text: text, first: span{pos: pos}, pwd: pwd}
 }
 
-// posAt is the source position of byte i of the line.
-func (l line) posAt(i int) Pos {
-	s := l.spans[0]
-	for _, sp := range l.spans[1:] {
+// fixedLine is text that maps entirely to at: a parameter's value.
+func fixedLine(text string, at Pos, pwd string) line {
+	return line{text: text, first: span{pos: at, fixed: true}, pwd: pwd}
+}
+
+// spanAt is the span that maps byte i.
+func (l *line) spanAt(i int) span {
+	s := l.first
+	for _, sp := range l.more {
 		if sp.start > i {
 			break
 		}
 		s = sp
+	}
+	return s
+}
+
+// posAt is the source position of byte i of the line.
+func (l *line) posAt(i int) Pos {
+	s := l.first
+	if len(l.more) > 0 {
+		s = l.spanAt(i)
 	}
 	if s.fixed {
 		return s.pos
@@ -42,26 +58,15 @@ func (l line) posAt(i int) Pos {
 
 // slice returns the part of the line between byte offsets i and j.
 func (l line) slice(i, j int) line {
-	out := line{text: l.text[i:j], pwd: l.pwd}
-	out.spans = append(out.spans, span{start: 0, pos: l.posAt(i), fixed: l.fixedAt(i)})
-	for _, sp := range l.spans[1:] {
+	s := l.spanAt(i)
+	out := line{text: l.text[i:j], pwd: l.pwd, first: span{pos: l.posAt(i), fixed: s.fixed}}
+	for _, sp := range l.more {
 		if sp.start > i && sp.start < j {
 			sp.start -= i
-			out.spans = append(out.spans, sp)
+			out.more = append(out.more, sp)
 		}
 	}
 	return out
-}
-
-func (l line) fixedAt(i int) bool {
-	fixed := l.spans[0].fixed
-	for _, sp := range l.spans[1:] {
-		if sp.start > i {
-			break
-		}
-		fixed = sp.fixed
-	}
-	return fixed
 }
 
 // concat joins lines, separated by sep (which maps to the end of the left
@@ -71,15 +76,20 @@ func concat(parts []line, sep string) line {
 		return parts[0]
 	}
 	var b strings.Builder
-	out := line{pwd: parts[0].pwd}
+	out := line{pwd: parts[0].pwd, first: parts[0].first}
 	for k, p := range parts {
 		if k > 0 && sep != "" {
 			b.WriteString(sep)
 		}
 		off := b.Len()
-		for _, sp := range p.spans {
+		if k > 0 {
+			sp := p.first
 			sp.start += off
-			out.spans = append(out.spans, sp)
+			out.more = append(out.more, sp)
+		}
+		for _, sp := range p.more {
+			sp.start += off
+			out.more = append(out.more, sp)
 		}
 		b.WriteString(p.text)
 	}
@@ -90,23 +100,30 @@ func concat(parts []line, sep string) line {
 // replace returns the line with bytes [i,j) replaced by text that maps to
 // position at (fixed).
 func (l line) replace(i, j int, text string, at Pos) line {
-	parts := []line{l.slice(0, i), {text: text, spans: []span{{pos: at, fixed: true}}, pwd: l.pwd}, l.slice(j, len(l.text))}
+	parts := []line{l.slice(0, i), fixedLine(text, at, l.pwd), l.slice(j, len(l.text))}
 	return concat(parts, "")
 }
 
 // trim removes leading and trailing blanks.
 func (l line) trim() line {
-	i, j := 0, len(l.text)
-	for i < j && isBlank(l.text[i]) {
-		i++
-	}
-	for j > i && isBlank(l.text[j-1]) {
-		j--
-	}
+	i, j := trimBlanks(l.text)
 	if i == 0 && j == len(l.text) {
 		return l
 	}
 	return l.slice(i, j)
+}
+
+// trimBlanks returns the bounds of s without its leading and trailing
+// blanks.
+func trimBlanks(s string) (int, int) {
+	i, j := 0, len(s)
+	for i < j && isBlank(s[i]) {
+		i++
+	}
+	for j > i && isBlank(s[j-1]) {
+		j--
+	}
+	return i, j
 }
 
 func isBlank(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f' }
@@ -131,9 +148,15 @@ func decomment(s string) (text string, cont bool) {
 			s = s[:i]
 		}
 	}
-	s = strings.TrimRight(s, " \t\r\v\f")
+	for len(s) > 0 && isBlank(s[len(s)-1]) {
+		s = s[:len(s)-1]
+	}
 	if strings.HasSuffix(s, "\\") && !strings.HasSuffix(s, "\\\\") {
-		return strings.TrimRight(s[:len(s)-1], " \t"), true
+		s = s[:len(s)-1]
+		for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+			s = s[:len(s)-1]
+		}
+		return s, true
 	}
 	return s, false
 }

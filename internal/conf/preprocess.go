@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"unsafe"
 )
 
 // FileSystem is what the parser reads: the OS by default, a map in tests and
@@ -101,6 +102,23 @@ func ParseFile(path string, opt Options) (*File, Diagnostics) {
 	return p.finish()
 }
 
+// ParseFileEach reads the configuration at path as ParseFile does, but
+// hands each top-level statement, complete with its blocks, to each as
+// soon as the statements after it can no longer change it, in file order,
+// and keeps none: the whole file's tree never exists at once. The
+// statement is each's only during the call: its memory is reused for the
+// next one, so each must keep nothing of it but copies (Text strings and
+// Pos values may be kept). It returns the files that were read and the
+// diagnostics of reading them (what each finds is each's to report).
+func ParseFileEach(path string, opt Options, each func(*Node)) ([]string, Diagnostics) {
+	opt.defaults()
+	p := newPreprocessor(opt)
+	p.tree.each = each
+	p.include(path, Pos{}, "include", false)
+	f, diags := p.finish()
+	return f.Files, diags
+}
+
 // Parse reads a configuration from src; includes are resolved relative to
 // the directory of name through opt.FS.
 func Parse(name string, src []byte, opt Options) (*File, Diagnostics) {
@@ -108,7 +126,7 @@ func Parse(name string, src []byte, opt Options) (*File, Diagnostics) {
 	p := newPreprocessor(opt)
 	p.includes = append(p.includes, name)
 	p.files = append(p.files, name)
-	p.source(name, src)
+	p.source(name, string(src)) // a copy: the caller may reuse src
 	return p.finish()
 }
 
@@ -135,20 +153,37 @@ func (p *preprocessor) finish() (*File, Diagnostics) {
 
 // source splits one file into logical lines: comments removed, backslash
 // continuations gathered (kept apart, as a multiline parameter needs them).
-func (p *preprocessor) source(name string, src []byte) {
+func (p *preprocessor) source(name string, text string) {
 	pwd := filepath.Dir(name)
-	text := string(src)
-	var pieces []line
+	var pieces []line // reused: logical keeps none of them
 	for n := 1; len(text) > 0 && !p.stopped; n++ {
-		raw, rest, _ := strings.Cut(text, "\n")
-		text = rest
+		raw := text
+		if i := strings.IndexByte(text, '\n'); i >= 0 {
+			raw, text = text[:i], text[i+1:]
+		} else {
+			text = ""
+		}
 		body, cont := decomment(raw)
-		pieces = append(pieces, newLine(body, Pos{File: name, Line: n, Col: 1}, pwd))
 		if cont && len(text) > 0 {
+			pieces = append(pieces, newLine(body, Pos{File: name, Line: n, Col: 1}, pwd))
 			continue
 		}
-		p.logical(pieces)
-		pieces = nil
+		if len(pieces) > 0 {
+			p.logical(append(pieces, newLine(body, Pos{File: name, Line: n, Col: 1}, pwd)))
+			pieces = pieces[:0]
+			continue
+		}
+		// One physical line, as nearly all are.
+		i, j := trimBlanks(body)
+		if i == j {
+			continue
+		}
+		at := Pos{File: name, Line: n, Col: 1 + i}
+		if plain(body[i:j]) {
+			p.emitPlain(body[i:j], at)
+			continue
+		}
+		p.process(newLine(body[i:j], at, pwd), 0)
 	}
 	if len(pieces) > 0 {
 		p.logical(pieces)
@@ -258,10 +293,7 @@ func (p *preprocessor) process(l line, depth int) {
 // conditional applies "@ID rest" and "@^ID rest".
 func (p *preprocessor) conditional(l line) (line, bool) {
 	s := l.text
-	end := strings.IndexAny(s, " \t")
-	if end < 0 {
-		end = len(s)
-	}
+	end := blankIndex(s)
 	id, neg := s[1:end], false
 	if strings.HasPrefix(id, "^") {
 		id, neg = id[1:], true
@@ -306,6 +338,62 @@ func (p *preprocessor) emit(l line) {
 	p.tree.add(token{kind: tokEOL})
 }
 
+// plain reports whether a trimmed line needs none of the preprocessor's
+// features (no conditional, definition, generator, parameter, include,
+// quote or non-breaking space): process would only emit it, and its words
+// are its runs of other bytes, each a piece of the text as it is.
+func plain(s string) bool {
+	if s[0] == '@' || s[0] == '~' || strings.HasPrefix(s, "include") {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '$', '"', '\'', 0xc2:
+			return false
+		}
+	}
+	return true
+}
+
+// emitPlain is emit for a plain line of one piece, whose byte i is at
+// column at.Col+i.
+func (p *preprocessor) emitPlain(s string, at Pos) {
+	p.lines++
+	p.bytes += len(s)
+	if p.lines > p.opt.MaxLines || p.bytes > p.opt.MaxBytes {
+		p.diags.Errorf(at, "", "configuration expands past %d lines or %d bytes; stopped reading here", p.opt.MaxLines, p.opt.MaxBytes)
+		p.stopped = true
+		return
+	}
+	col := at.Col
+	for i := 0; i < len(s); {
+		c := s[i]
+		switch {
+		case isBlank(c):
+			i++
+			continue
+		case c == '{':
+			at.Col = col + i
+			p.tree.open(at)
+			i++
+			continue
+		case c == '}':
+			at.Col = col + i
+			p.tree.close(at)
+			i++
+			continue
+		}
+		j := i + 1
+		for j < len(s) && !isBlank(s[j]) && s[j] != '{' && s[j] != '}' {
+			j++
+		}
+		at.Col = col + i
+		p.tree.word(Word{Text: s[i:j], Pos: at})
+		i = j
+	}
+	p.tree.eol()
+}
+
 // includePattern expands braces and globs relative to the including file's
 // directory and reads every match in order.
 func (p *preprocessor) includePattern(w Word, kw, pwd string) {
@@ -347,15 +435,25 @@ func (p *preprocessor) includePattern(w Word, kw, pwd string) {
 // includeLine recognises "include PATTERN" and its variants, returning the
 // keyword and the rest of the line.
 func includeLine(l line) (string, line, bool) {
-	end := strings.IndexAny(l.text, " \t")
-	if end < 0 {
-		end = len(l.text)
+	if !strings.HasPrefix(l.text, "include") {
+		return "", line{}, false
 	}
+	end := blankIndex(l.text)
 	switch kw := l.text[:end]; kw {
 	case "include", "includer", "includem", "includew", "includeb", "includea":
 		return kw, l.slice(end, len(l.text)).trim(), true
 	}
 	return "", line{}, false
+}
+
+// blankIndex is the index of the first space or tab in s, or len(s).
+func blankIndex(s string) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == ' ' || s[i] == '\t' {
+			return i
+		}
+	}
+	return len(s)
 }
 
 func hasGlobMeta(s string) bool { return strings.ContainsAny(s, "*?[") }
@@ -387,7 +485,15 @@ func (p *preprocessor) include(name string, from Pos, kw string, nested bool) {
 	}
 	p.includes = append(p.includes, name)
 	p.files = append(p.files, name)
-	p.source(name, src)
+	var text string
+	if _, ok := p.opt.FS.(OSFS); ok {
+		// os.ReadFile's buffer is ours alone and never written again:
+		// it need not be copied to be the text the words are pieces of.
+		text = unsafe.String(unsafe.SliceData(src), len(src))
+	} else {
+		text = string(src)
+	}
+	p.source(name, text)
 	p.includes = p.includes[:len(p.includes)-1]
 }
 
@@ -517,7 +623,7 @@ func (p *preprocessor) sequence(l line, depth int) {
 			break
 		}
 		for i, n := range names {
-			p.vars[n] = []line{{text: row[i], spans: []span{{pos: pos, fixed: true}}}}
+			p.vars[n] = []line{fixedLine(row[i], pos, "")}
 		}
 		p.process(rest, depth+1)
 	}

@@ -27,17 +27,25 @@ const maxGroupServices = 65536
 // one per fwmark), as keepalived programs IPVS. Until health checks run,
 // every real server counts as up.
 func Desired(cfg *model.Config) ([]DesiredService, error) {
+	return desired(cfg, true)
+}
+
+// desired is Desired, with the destinations left out unless withDests.
+func desired(cfg *model.Config, withDests bool) ([]DesiredService, error) {
 	groups := map[string]*model.VirtualServerGroup{}
 	for _, g := range cfg.VSGroups {
 		groups[g.Name] = g
 	}
-	var out []DesiredService
+	out := make([]DesiredService, 0, len(cfg.VirtualServers))
 	for _, vs := range cfg.VirtualServers {
 		base, err := serviceOf(vs)
 		if err != nil {
 			return nil, fmt.Errorf("%s: virtual_server %s: %w", vs.Pos, vs.Name(), err)
 		}
-		dests := destsOf(vs)
+		var dests []lvs.Destination
+		if withDests {
+			dests = destsOf(vs)
+		}
 		var keys []lvs.ServiceKey
 		switch {
 		case vs.Group != "":

@@ -129,29 +129,41 @@ func (e *Engine) Load(ctx context.Context, cfg *model.Config) error {
 // states builds the run-time state of a configuration, without touching
 // anything.
 func (e *Engine) states(cfg *model.Config) ([]*vsState, error) {
-	desired, err := Desired(cfg)
+	desired, err := desired(cfg, false)
 	if err != nil {
 		return nil, err
 	}
 	var out []*vsState
-	byVS := map[*model.VirtualServer]*vsState{}
+	var v *vsState
 	for _, ds := range desired {
-		v, ok := byVS[ds.From]
-		if !ok {
-			v = &vsState{id: vsID(ds.From), vs: ds.From, quorumUp: true, installed: map[netip.AddrPort]lvs.Destination{}}
-			for _, rs := range ds.From.RealServers {
-				r := &rsState{rs: rs, up: true, weight: rs.Weight, checkSpec: checkSpec(rs)}
-				if e.runner != nil && len(rs.Checks) > 0 {
-					r.checkID = build.ID(ds.From, rs)
-				}
-				v.rss = append(v.rss, r)
-			}
-			byVS[ds.From] = v
+		// A virtual_server's services (a group's several) are in a row.
+		if v == nil || v.vs != ds.From {
+			v = newVSState(ds.From, e.runner != nil)
 			out = append(out, v)
 		}
 		v.services = append(v.services, ds.Service)
 	}
 	return out, nil
+}
+
+// newVSState is a virtual server's state before anything is installed:
+// every real server up at its configured weight.
+func newVSState(vs *model.VirtualServer, checks bool) *vsState {
+	v := &vsState{id: vsID(vs), vs: vs, quorumUp: true, installed: make(map[netip.AddrPort]lvs.Destination, len(vs.RealServers))}
+	if len(vs.RealServers) == 0 {
+		return v
+	}
+	rss := make([]rsState, len(vs.RealServers)) // one allocation for all
+	v.rss = make([]*rsState, len(vs.RealServers))
+	for i, rs := range vs.RealServers {
+		r := &rss[i]
+		*r = rsState{rs: rs, up: true, weight: rs.Weight, checkSpec: checkSpec(rs)}
+		if checks && len(rs.Checks) > 0 {
+			r.checkID = build.ID(vs, rs)
+		}
+		v.rss[i] = r
+	}
+	return v
 }
 
 // addVS installs a new virtual server: its services, its checks, then its
@@ -191,7 +203,11 @@ type bulkAdder interface {
 // the ones after it left out of the engine's state with their checks
 // stopped (the data plane's owner removes what they installed).
 func (e *Engine) loadBulk(ctx context.Context, b bulkAdder, states []*vsState) error {
-	var want []lvs.ServiceStatus
+	nsvc := 0
+	for _, v := range states {
+		nsvc += len(v.services)
+	}
+	want := make([]lvs.ServiceStatus, 0, nsvc)
 	for _, v := range states {
 		for _, r := range v.rss {
 			if err := e.startChecks(v, r); err != nil {
@@ -200,17 +216,17 @@ func (e *Engine) loadBulk(ctx context.Context, b bulkAdder, states []*vsState) e
 			}
 		}
 		v.updateQuorum()
-		ds := v.desired()
+		ds := v.desiredSorted()
 		for _, s := range v.services {
-			st := lvs.ServiceStatus{Service: s}
-			for _, ap := range sortedAddrPorts(ds) {
-				st.Dests = append(st.Dests, lvs.DestStatus{Destination: ds[ap]})
+			st := lvs.ServiceStatus{Service: s, Dests: make([]lvs.DestStatus, len(ds))}
+			for j, d := range ds {
+				st.Dests[j] = lvs.DestStatus{Destination: d}
 			}
 			want = append(want, st)
 		}
 	}
 	errs := b.AddBulk(ctx, want)
-	i := 0
+	i, nrs := 0, 0
 	for n, v := range states {
 		var verrs []error
 		for _, s := range v.services {
@@ -231,9 +247,13 @@ func (e *Engine) loadBulk(ctx context.Context, b bulkAdder, states []*vsState) e
 			e.stopAll(states[n:])
 			return errors.Join(verrs...)
 		}
-		e.log.Info("virtual service up", "vs", v.id, "sched", v.vs.Scheduler, "rs", len(v.rss), "services", len(v.services))
+		// One line per virtual server is thousands at the start of a
+		// large configuration: those at Debug, the sum at Info.
+		e.log.Debug("virtual service up", "vs", v.id, "sched", v.vs.Scheduler, "rs", len(v.rss), "services", len(v.services))
 		e.vss = append(e.vss, v)
+		nrs += len(v.rss)
 	}
+	e.log.Info("virtual services up", "virtual_servers", len(states), "services", nsvc, "real_servers", nrs)
 	return nil
 }
 

@@ -3,6 +3,7 @@ package engine
 import (
 	"encoding/json"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/keepvs/keepvs/internal/lvs"
@@ -41,6 +42,9 @@ type rsState struct {
 func vsID(vs *model.VirtualServer) string { return vs.Protocol.String() + " " + vs.Name() }
 
 func checkSpec(rs *model.RealServer) string {
+	if rs.Checks == nil {
+		return "null" // json.Marshal's, without its cost per real server
+	}
 	b, _ := json.Marshal(rs.Checks)
 	return string(b)
 }
@@ -73,14 +77,38 @@ func (v *vsState) updateQuorum() bool {
 	return false
 }
 
-// desired is what the data plane should hold for the virtual server now.
+// desired is what the data plane should hold for the virtual server now,
+// by address (eachDesired says what).
+func (v *vsState) desired() map[netip.AddrPort]lvs.Destination {
+	out := make(map[netip.AddrPort]lvs.Destination, len(v.rss)+1)
+	v.eachDesired(func(d lvs.Destination) { out[d.AddrPort()] = d })
+	return out
+}
+
+// desiredSorted is desired as a list in address order, without the map.
+func (v *vsState) desiredSorted() []lvs.Destination {
+	out := make([]lvs.Destination, 0, len(v.rss)+1)
+	v.eachDesired(func(d lvs.Destination) { out = append(out, d) })
+	slices.SortStableFunc(out, func(a, b lvs.Destination) int { return a.AddrPort().Compare(b.AddrPort()) })
+	// Of two at one address the last counts, as in desired's map.
+	n := 0
+	for i := range out {
+		if i+1 < len(out) && out[i+1].AddrPort() == out[i].AddrPort() {
+			continue
+		}
+		out[n] = out[i]
+		n++
+	}
+	return out[:n]
+}
+
+// eachDesired calls f for each destination the data plane should hold.
 // Quorum lost with a sorry server: the sorry server alone (real servers
 // with inhibit_on_failure stay, at weight 0). Otherwise every live real
 // server at its weight, failed ones at weight 0 with inhibit_on_failure
 // and absent without it; the sorry server absent (or at weight 0 with
 // sorry_server_inhibit).
-func (v *vsState) desired() map[netip.AddrPort]lvs.Destination {
-	out := map[netip.AddrPort]lvs.Destination{}
+func (v *vsState) eachDesired(f func(lvs.Destination)) {
 	sorryOn := !v.quorumUp && v.vs.SorryServer != nil
 	for _, r := range v.rss {
 		d := DestinationOf(r.rs)
@@ -92,17 +120,16 @@ func (v *vsState) desired() map[netip.AddrPort]lvs.Destination {
 		default:
 			continue
 		}
-		out[d.AddrPort()] = d
+		f(d)
 	}
 	if s := v.vs.SorryServer; s != nil {
 		d := DestinationOf(s)
 		switch {
 		case sorryOn:
-			out[d.AddrPort()] = d
+			f(d)
 		case v.vs.SorryServerInhibit:
 			d.Weight = 0
-			out[d.AddrPort()] = d
+			f(d)
 		}
 	}
-	return out
 }

@@ -21,6 +21,47 @@ type builder struct {
 	elsewhere map[string][]string
 	// tables caches each block's keyword table for the build.
 	tables map[string]any
+	// checkTables are the checker blocks' tables, by checker type.
+	checkTables map[string]table[Check]
+
+	// What a large configuration has tens of thousands of comes from
+	// slabs: one allocation per chunk instead of one each.
+	realServers slab[RealServer]
+	checks      slab[Check]
+	durations   slab[Duration]
+	ints        slab[int]
+}
+
+// slab hands out the elements of chunks that grow from 8 to 256: a small
+// configuration wastes little, a large one allocates rarely. Everything
+// the model builds lives as long as the model, chunk-mates included.
+type slab[T any] struct {
+	buf  []T
+	size int // of the last chunk
+}
+
+func (s *slab[T]) new() *T {
+	if len(s.buf) == 0 {
+		s.size = min(256, max(8, 2*s.size))
+		s.buf = make([]T, s.size)
+	}
+	p := &s.buf[0]
+	s.buf = s.buf[1:]
+	return p
+}
+
+// duration returns a pointer to a copy of d, for the optional settings of
+// Timing.
+func (b *builder) duration(d Duration) *Duration {
+	p := b.durations.new()
+	*p = d
+	return p
+}
+
+func (b *builder) intPtr(v int) *int {
+	p := b.ints.new()
+	*p = v
+	return p
 }
 
 // cached returns the keyword table named name, building it once per build.
@@ -34,7 +75,7 @@ func cached[T any](b *builder, name string, mk func() table[T]) table[T] {
 }
 
 func newBuilder() *builder {
-	b := &builder{elsewhere: map[string][]string{}, tables: map[string]any{}}
+	b := &builder{elsewhere: map[string][]string{}, tables: map[string]any{}, checkTables: map[string]table[Check]{}}
 	blocks := knownBlocks()
 	for _, where := range sortedKeys(blocks) {
 		for _, n := range blocks[where] {

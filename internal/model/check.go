@@ -135,7 +135,8 @@ func (b *builder) check(n *conf.Node) []*Check {
 	if !b.flag(n) {
 		return nil
 	}
-	c := &Check{Pos: n.Pos(), Type: n.Keyword()}
+	c := b.checks.new() // zero, as &Check{} would be
+	c.Pos, c.Type = n.Pos(), n.Keyword()
 	switch c.Type {
 	case "HTTP_GET", "SSL_GET":
 		c.HTTP = &HTTPCheck{Protocol: "1.0"}
@@ -163,9 +164,9 @@ func (b *builder) check(n *conf.Node) []*Check {
 				rest = append(rest, s)
 			}
 		}
-		walk(b, c, cached(b, "check:"+c.Type, func() table[Check] { return checkTable(c.Type) }), c.Type, rest)
+		walk(b, c, b.checkTable(c.Type), c.Type, rest)
 	} else {
-		walk(b, c, cached(b, "check:"+c.Type, func() table[Check] { return checkTable(c.Type) }), c.Type, n.Block)
+		walk(b, c, b.checkTable(c.Type), c.Type, n.Block)
 	}
 	switch {
 	case c.Type == "MISC_CHECK" && len(c.Misc.Path.Argv) == 0:
@@ -194,6 +195,16 @@ func (b *builder) check(n *conf.Node) []*Check {
 		out = append(out, &hc)
 	}
 	return out
+}
+
+// checkTable returns the table of checker type typ, built once per build.
+func (b *builder) checkTable(typ string) table[Check] {
+	t, ok := b.checkTables[typ]
+	if !ok {
+		t = checkTable(typ)
+		b.checkTables[typ] = t
+	}
+	return t
 }
 
 // connTable holds the connection options every network checker has.

@@ -63,6 +63,15 @@ type Global struct {
 	// MaxAutoPriority is -1 (disabled, no warning), 0 (off, the default)
 	// or the highest realtime priority to climb to.
 	MaxAutoPriority int `json:"max_auto_priority,omitempty"`
+	// VRRPRTPriority is vrrp_rt_priority, the SCHED_RR priority (1-99) of
+	// keepvs's VRRP thread; 0 when not written, and keepvs then uses
+	// vrrpd.DefaultRTPriority (1) where it is permitted.
+	VRRPRTPriority int `json:"vrrp_rt_priority,omitempty"`
+	// VRRPRlimitRTTime is vrrp_rlimit_rttime: the CPU time, in
+	// microseconds, the realtime VRRP thread may use without sleeping
+	// (RLIMIT_RTTIME; SIGXCPU at half, SIGKILL at all of it). 0 when not
+	// written: keepalived's 10000.
+	VRRPRlimitRTTime int `json:"vrrp_rlimit_rttime,omitempty"`
 
 	DynamicInterfaces *DynamicInterfaces `json:"dynamic_interfaces,omitempty"`
 
@@ -379,6 +388,16 @@ func globalTable() table[Global] {
 				g.CheckerPriority = int(v)
 			}
 		}},
+		"vrrp_rt_priority": {fn: func(b *builder, g *Global, n *conf.Node) {
+			if v, ok := b.intArg(n, 1, 99); ok {
+				g.VRRPRTPriority = int(v)
+			}
+		}},
+		"vrrp_rlimit_rttime": {fn: func(b *builder, g *Global, n *conf.Node) {
+			if v, ok := b.intArg(n, 1, math.MaxUint32); ok {
+				g.VRRPRlimitRTTime = int(v)
+			}
+		}},
 		// Without a value keepalived uses the system maximum (99).
 		"max_auto_priority": {fn: func(b *builder, g *Global, n *conf.Node) {
 			if !b.nargs(n, 0, 1) {
@@ -429,11 +448,13 @@ func globalTable() table[Global] {
 		}},
 	}
 	t.alias("lvs_flush_onstop", "lvs_flush_on_stop", "use lvs_flush_on_stop")
+	t.alias("vrrp_rlimit_rtime", "vrrp_rlimit_rttime", "use vrrp_rlimit_rttime")
 	garpKeywords(t, "vrrp_", func(g *Global) *GARP { return &g.GARP })
 	t.alias("vrrp_vmac_garp_intvl", "vrrp_garp_extra_if", "use vrrp_garp_extra_if")
 
 	// Accepted, never acted on: keepvs is one process without SNMP, DBus,
-	// BFD, a firewall of its own, realtime tuning or netlink buffer knobs.
+	// BFD, a firewall of its own, realtime tuning outside VRRP or netlink
+	// buffer knobs.
 	addIgnored(t,
 		"tmp_config_directory", "config_save_dir", "process_names", "process_name",
 		"vrrp_process_name", "checker_process_name", "bfd_process_name", "lvs_process_name",
@@ -443,9 +464,9 @@ func globalTable() table[Global] {
 		"vrrp_iptables", "vrrp_ipsets", "disable_local_igmp", "min_auto_priority_delay",
 		"bfd_priority", "vrrp_no_swap", "checker_no_swap", "bfd_no_swap",
 		"vrrp_cpu_affinity", "checker_cpu_affinity", "bfd_cpu_affinity",
-		"vrrp_rt_priority", "checker_rt_priority", "bfd_rt_priority",
-		"vrrp_rlimit_rttime", "checker_rlimit_rttime", "bfd_rlimit_rttime",
-		"vrrp_rlimit_rtime", "checker_rlimit_rtime", "bfd_rlimit_rtime",
+		"checker_rt_priority", "bfd_rt_priority",
+		"checker_rlimit_rttime", "bfd_rlimit_rttime",
+		"checker_rlimit_rtime", "bfd_rlimit_rtime",
 		"snmp_socket", "enable_snmp_vrrp", "enable_snmp_keepalived", "enable_snmp_checker",
 		"enable_snmp_rfc", "enable_snmp_rfcv2", "enable_snmp_rfcv3", "enable_traps",
 		"enable_dbus", "dbus_service_name",

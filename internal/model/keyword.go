@@ -37,24 +37,29 @@ func (t table[T]) alias(name, of, msg string) {
 // deprecated spellings are warnings.
 func walk[T any](b *builder, t *T, tab table[T], where string, nodes []*conf.Node) {
 	for _, n := range nodes {
-		k, ok := tab[n.Keyword()]
-		if !ok {
-			b.unknown(n, where, keys(tab))
-			continue
-		}
-		if k.deprecated != "" {
-			b.warnf(n.Pos(), n.Keyword(), "deprecated: %s", k.deprecated)
-		}
-		switch {
-		case k.block && !n.HasBlock:
-			b.errorf(n.Pos(), n.Keyword(), "needs a { ... } block")
-			continue
-		case !k.block && !k.optBlock && n.HasBlock:
-			b.errorf(n.Open, n.Keyword(), "takes no { ... } block")
-			continue
-		}
-		k.fn(b, t, n)
+		walkOne(b, t, tab, where, n)
 	}
+}
+
+// walkOne applies one statement, as walk does each.
+func walkOne[T any](b *builder, t *T, tab table[T], where string, n *conf.Node) {
+	k, ok := tab[n.Keyword()]
+	if !ok {
+		b.unknown(n, where, keys(tab))
+		return
+	}
+	if k.deprecated != "" {
+		b.warnf(n.Pos(), n.Keyword(), "deprecated: %s", k.deprecated)
+	}
+	switch {
+	case k.block && !n.HasBlock:
+		b.errorf(n.Pos(), n.Keyword(), "needs a { ... } block")
+		return
+	case !k.block && !k.optBlock && n.HasBlock:
+		b.errorf(n.Open, n.Keyword(), "takes no { ... } block")
+		return
+	}
+	k.fn(b, t, n)
 }
 
 func keys[T any](tab table[T]) []string {

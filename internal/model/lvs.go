@@ -488,29 +488,28 @@ func (b *builder) forward(n *conf.Node) (Forward, bool) {
 func timingKeywords[T any](t table[T], get func(*T) *Timing) {
 	t["connect_timeout"] = kw[T]{fn: func(b *builder, x *T, n *conf.Node) {
 		if d, ok := b.timerArg(n, time.Microsecond, maxConnectTimeout); ok {
-			get(x).ConnectTimeout = &d
+			get(x).ConnectTimeout = b.duration(d)
 		}
 	}}
 	t["retry"] = kw[T]{fn: func(b *builder, x *T, n *conf.Node) {
 		if v, ok := b.intArg(n, 0, 1<<31-1); ok {
-			r := int(v)
-			get(x).Retry = &r
+			get(x).Retry = b.intPtr(int(v))
 		}
 	}}
 	t.alias("nb_get_retry", "retry", "use retry")
 	t["delay_before_retry"] = kw[T]{fn: func(b *builder, x *T, n *conf.Node) {
 		if d, ok := b.timerArg(n, 0, maxTimer); ok {
-			get(x).DelayBeforeRetry = &d
+			get(x).DelayBeforeRetry = b.duration(d)
 		}
 	}}
 	t["warmup"] = kw[T]{fn: func(b *builder, x *T, n *conf.Node) {
 		if d, ok := b.timerArg(n, 0, maxTimer); ok {
-			get(x).Warmup = &d
+			get(x).Warmup = b.duration(d)
 		}
 	}}
 	t["delay_loop"] = kw[T]{fn: func(b *builder, x *T, n *conf.Node) {
 		if d, ok := b.timerArg(n, time.Microsecond, maxTimer); ok {
-			get(x).DelayLoop = &d
+			get(x).DelayLoop = b.duration(d)
 		}
 	}}
 }
@@ -715,7 +714,8 @@ func (b *builder) serverAddr(n *conf.Node) *RealServer {
 	if !ok {
 		return nil
 	}
-	rs := &RealServer{Pos: n.Pos(), Addr: a, Weight: 1}
+	rs := b.realServers.new() // zero: set field by field, without a write barrier for each
+	rs.Pos, rs.Addr, rs.Weight = n.Pos(), a, 1
 	if len(n.Args()) == 2 {
 		if rs.Port, ok = b.port(n, n.Args()[1], 0); !ok {
 			return nil

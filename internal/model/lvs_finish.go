@@ -112,8 +112,13 @@ func (c *Config) finishVirtualServer(b *builder, vs *VirtualServer, groups map[s
 	} else if vs.sorryFwd != nil {
 		b.warnf(vs.Pos, "sorry_server_lvs_method", "%s: there is no sorry_server", name)
 	}
-	seen := map[netip.AddrPort]*RealServer{}
-	for _, rs := range vs.RealServers {
+	// Duplicates: a map for many real servers; for a few, looking back
+	// costs less than hashing.
+	var seen map[netip.AddrPort]*RealServer
+	if len(vs.RealServers) > 64 {
+		seen = make(map[netip.AddrPort]*RealServer, len(vs.RealServers))
+	}
+	for i, rs := range vs.RealServers {
 		if !rs.fwdSet {
 			rs.Forward = vs.Forward
 		}
@@ -121,11 +126,22 @@ func (c *Config) finishVirtualServer(b *builder, vs *VirtualServer, groups map[s
 			rs.InhibitOnFailure = vs.InhibitOnFailure
 		}
 		c.finishRealServer(b, vs, rs)
-		key := netip.AddrPortFrom(rs.Addr, rs.Port)
-		if prev, dup := seen[key]; dup {
+		var prev *RealServer // the last one before it at the same address
+		if seen != nil {
+			key := netip.AddrPortFrom(rs.Addr, rs.Port)
+			prev = seen[key]
+			seen[key] = rs
+		} else {
+			for j := i - 1; j >= 0; j-- {
+				if o := vs.RealServers[j]; o.Addr == rs.Addr && o.Port == rs.Port {
+					prev = o
+					break
+				}
+			}
+		}
+		if prev != nil {
 			b.errorf(rs.Pos, "real_server", "%s is already a real server of %s (at %s)", rs.Name(), name, prev.Pos)
 		}
-		seen[key] = rs
 	}
 }
 

@@ -27,11 +27,19 @@ func Build(f *conf.File) (*Config, conf.Diagnostics) {
 	return c, b.diags
 }
 
-// Load reads, parses and builds the configuration at path.
+// Load reads, parses and builds the configuration at path: the same
+// Config and diagnostics as ParseFile then Build, each top-level statement
+// built as soon as it is read instead of after a tree of the whole file.
 func Load(path string, opt conf.Options) (*Config, conf.Diagnostics) {
-	f, diags := conf.ParseFile(path, opt)
-	c, more := Build(f)
-	return c, append(diags, more...)
+	b := newBuilder()
+	c := &Config{Global: defaultGlobal(), VRRP: defaultVRRP(), LVS: defaultLVS()}
+	top := topTable()
+	_, diags := conf.ParseFileEach(path, opt, func(n *conf.Node) {
+		walkOne(b, c, top, "the top level", n)
+	})
+	c.finishVRRP(b)
+	c.finishLVS(b)
+	return c, append(diags, b.diags...)
 }
 
 // topTable holds the keywords allowed outside any block.

@@ -29,11 +29,15 @@ const (
 )
 
 // batchMax bounds the requests of one sendmsg. The kernel handles them all
-// inside that sendmsg and queues one acknowledgement (a socket buffer of its
-// own, up to about a KiB of truesize with an error's echoed request) per
-// request on our socket; what does not fit in the receive buffer is dropped,
-// and a lost acknowledgement is a request whose fate is unknown. 128 stays
-// well inside the default 208 KiB.
+// inside that sendmsg. Only the last request asks for an acknowledgement
+// (NLM_F_ACK); the kernel answers every refused request all the same, with
+// its errno (netlink_rcv_skb acks "if (nlh->nlmsg_flags & NLM_F_ACK ||
+// err)"), so a batch costs one answer plus one per refusal, instead of
+// one datagram per request to queue, wake up for and read. Each answer is
+// a socket buffer of its own, up to about a KiB of truesize with an
+// error's echoed request; what does not fit in the receive buffer is
+// dropped, and a lost answer is a request whose fate is unknown. 128
+// refusals stay well inside the default 208 KiB.
 const batchMax = 128
 
 // batchConn is the netlink socket the batches go through: rawConn over a
@@ -137,9 +141,9 @@ func (d *Dataplane) sendBatches(ctx context.Context, reqs []batchReq) {
 }
 
 // sendBatch sends b in one sendmsg, each request with its own sequence
-// number and NLM_F_ACK, and reads an acknowledgement for each. It returns
-// an error when nothing was sent; once sent, every request gets its
-// answer, or an error saying it had none.
+// number, the last with NLM_F_ACK, and reads the answers. It returns an
+// error when nothing was sent; once sent, every request gets its answer,
+// or an error saying it had none.
 func (d *Dataplane) sendBatch(b []batchReq) error {
 	d.batchMu.Lock()
 	defer d.batchMu.Unlock()
@@ -150,7 +154,7 @@ func (d *Dataplane) sendBatch(b []batchReq) error {
 	first := d.batchSeq + 1
 	for i := range b {
 		d.batchSeq++
-		buf = appendMsg(buf, d.family, d.batchSeq, &b[i])
+		buf = appendMsg(buf, d.family, d.batchSeq, &b[i], i == len(b)-1)
 	}
 	d.batchBuf = buf
 	if err := d.batch.Send(buf); err != nil {
@@ -176,12 +180,16 @@ func (d *Dataplane) sendBatch(b []batchReq) error {
 }
 
 // appendMsg appends r as a netlink message: nlmsghdr, genlmsghdr, then
-// its attributes.
-func appendMsg(b []byte, family uint16, seq uint32, r *batchReq) []byte {
+// its attributes. ack asks for an acknowledgement even on success.
+func appendMsg(b []byte, family uint16, seq uint32, r *batchReq, ack bool) []byte {
 	at := len(b)
+	flags := netlink.Request
+	if ack {
+		flags |= netlink.Acknowledge
+	}
 	b = binary.NativeEndian.AppendUint32(b, 0) // length, below
 	b = binary.NativeEndian.AppendUint16(b, family)
-	b = binary.NativeEndian.AppendUint16(b, uint16(netlink.Request|netlink.Acknowledge))
+	b = binary.NativeEndian.AppendUint16(b, uint16(flags))
 	b = binary.NativeEndian.AppendUint32(b, seq)
 	b = binary.NativeEndian.AppendUint32(b, 0) // port id: the kernel's
 	b = append(b, r.cmd, genlVersion, 0, 0)
@@ -190,17 +198,21 @@ func appendMsg(b []byte, family uint16, seq uint32, r *batchReq) []byte {
 	return b
 }
 
-// decodeAcks reads the acknowledgements of b, whose first request had
-// sequence number first, and sets each request's error from its errno. It
-// stops at the first message it does not expect and returns why.
+// decodeAcks reads the answers to b, whose first request had sequence
+// number first: an error for each request the kernel refused, in order,
+// then the acknowledgement of the last request (an error if it too was
+// refused), which says the kernel has handled them all. It sets each
+// refused request's error and reports which requests' fate is known: all
+// of them once the last one is answered. It stops at the first message it
+// does not expect and returns why.
 func decodeAcks(c batchConn, buf []byte, b []batchReq, first uint32) ([]bool, error) {
 	answered := make([]bool, len(b))
-	left := len(b)
+	last := len(b) - 1
 	// The kernel answered everything before sendmsg returned: a read that
 	// waits is one that will never be answered.
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	defer func() { _ = c.SetReadDeadline(time.Time{}) }()
-	for left > 0 {
+	for {
 		n, err := c.Recv(buf)
 		if err != nil {
 			return answered, err
@@ -216,16 +228,28 @@ func decodeAcks(c batchConn, buf []byte, b []batchReq, first uint32) ([]bool, er
 			if l < 20 || l > len(m) || typ != uint16(netlink.Error) || seq < first || i >= len(b) || answered[i] {
 				return answered, fmt.Errorf("unexpected netlink message type %d sequence %d length %d", typ, seq, l)
 			}
+			code := int32(binary.NativeEndian.Uint32(m[16:]))
+			if code == 0 && i != last {
+				return answered, fmt.Errorf("unexpected acknowledgement of request %d of %d", i+1, len(b))
+			}
 			answered[i] = true
-			left--
-			if code := int32(binary.NativeEndian.Uint32(m[16:])); code != 0 {
+			if code != 0 {
 				op, em := b[i].words()
 				*b[i].err = kernelErr(op, &netlink.OpError{Op: "receive", Err: syscall.Errno(-code)}, em)
 			}
 			m = m[min(len(m), (l+3)&^3):]
+			if i == last {
+				// Every refusal came before this: the others went in.
+				for j := range answered {
+					answered[j] = true
+				}
+				if len(m) > 0 {
+					return answered, fmt.Errorf("netlink messages after the last acknowledgement")
+				}
+				return answered, nil
+			}
 		}
 	}
-	return answered, nil
 }
 
 // The attributes, appended by hand: a load sends tens of thousands.

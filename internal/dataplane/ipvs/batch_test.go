@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/netip"
 	"reflect"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -151,20 +152,28 @@ func TestAddBulkErrors(t *testing.T) {
 	}
 }
 
-// TestAddBulkSurprise: an acknowledgement the batch did not ask for ends
-// batching: the requests without an answer say so, and the next AddBulk
-// goes one request at a time.
+// TestAddBulkSurprise: an answer the batch did not ask for ends batching:
+// the refusal read before it stands, the requests whose fate it leaves
+// unknown say so, and the next AddBulk goes one request at a time.
 func TestAddBulkSurprise(t *testing.T) {
 	ctx := context.Background()
 	want := bulkTable(4)
+	want[1].Scheduler = "nosuch"
 	k, d := newFake()
 	d.batch = k.batchDial(func(acks []netlink.Message) []netlink.Message {
-		acks[2].Header.Sequence += 1000
+		// The refusal of service 1, then the last one's acknowledgement
+		// with a sequence number the batch did not send.
+		if len(acks) == 2 {
+			acks[1].Header.Sequence += 1000
+		}
 		return acks
 	})
 	errs := d.AddBulk(ctx, want[:4])
-	for i := range 4 {
-		if (errs[i][0] != nil) != (i >= 2) {
+	if !errors.Is(errs[1][0], lvs.ErrNoScheduler) {
+		t.Errorf("service 1: %v", errs[1][0])
+	}
+	for _, i := range []int{0, 2, 3} {
+		if errs[i][0] == nil || !strings.Contains(errs[i][0].Error(), "no acknowledgement") {
 			t.Errorf("service %d: %v", i, errs[i][0])
 		}
 	}
@@ -182,7 +191,7 @@ func TestAddBulkSurprise(t *testing.T) {
 	if b := d.Ops().Batches - before.Batches; b != 0 {
 		t.Errorf("%d batches after the surprise", b)
 	}
-	if got, _ := d.Services(ctx); len(got) != 4+3 {
+	if got, _ := d.Services(ctx); len(got) != 3+3 {
 		t.Errorf("%d services", len(got))
 	}
 }

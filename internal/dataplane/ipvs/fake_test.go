@@ -412,9 +412,10 @@ func destFromAttrs(a map[uint16][]byte) cfipvs.Destination {
 
 // fakeBatch is the fake kernel's netlink socket for batches: every
 // request of a sendmsg is handled in turn, as netlink_rcv_skb does, and
-// answered with an acknowledgement carrying its errno and the request's
-// header, one datagram each. tamper, when set, may change the answers
-// before they are read.
+// answered, when it failed or asked for it (NLM_F_ACK), with an
+// acknowledgement carrying its errno and the request's header, one
+// datagram each. tamper, when set, may change the answers before they are
+// read.
 type fakeBatch struct {
 	k      *fakeKernel
 	tamper func([]netlink.Message) []netlink.Message
@@ -462,7 +463,7 @@ func (f *fakeBatch) Send(b []byte) error {
 	}
 	var out []netlink.Message
 	for _, req := range reqs {
-		if req.Header.Flags != netlink.Request|netlink.Acknowledge || req.Header.Type != fakeFamily {
+		if req.Header.Flags&^netlink.Acknowledge != netlink.Request || req.Header.Type != fakeFamily {
 			return fmt.Errorf("request header %+v", req.Header)
 		}
 		var gm genetlink.Message
@@ -476,6 +477,9 @@ func (f *fakeBatch) Send(b []byte) error {
 				return err
 			}
 			code = -int32(n)
+		}
+		if code == 0 && req.Header.Flags&netlink.Acknowledge == 0 {
+			continue
 		}
 		h := req.Header // echoed after the errno
 		data := binary.NativeEndian.AppendUint32(nil, uint32(code))
@@ -527,13 +531,16 @@ func packKeyCF(ae *netlink.AttributeEncoder, s cfipvs.Service) {
 	ae.Bytes(svcAttrPort, binary.BigEndian.AppendUint16(nil, s.Port))
 }
 
-// nullBatch acknowledges every request without looking at it.
+// nullBatch acknowledges every request that asks for it without looking
+// at it.
 type nullBatch struct{ acks [][]byte }
 
 func (f *nullBatch) Send(b []byte) error {
 	reqs, err := splitMessages(b)
 	for _, r := range reqs {
-		f.acks = append(f.acks, ackBytes(netlink.Message{Header: netlink.Header{Type: netlink.Error, Sequence: r.Header.Sequence}, Data: make([]byte, 20)}))
+		if r.Header.Flags&netlink.Acknowledge != 0 {
+			f.acks = append(f.acks, ackBytes(netlink.Message{Header: netlink.Header{Type: netlink.Error, Sequence: r.Header.Sequence}, Data: make([]byte, 20)}))
+		}
 	}
 	return err
 }

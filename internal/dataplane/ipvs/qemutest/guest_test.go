@@ -2,10 +2,13 @@ package qemutest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +16,7 @@ import (
 	"github.com/keepvs/keepvs/internal/conf"
 	"github.com/keepvs/keepvs/internal/dataplane/ipvs"
 	"github.com/keepvs/keepvs/internal/engine"
+	"github.com/keepvs/keepvs/internal/lvs"
 	"github.com/keepvs/keepvs/internal/model"
 )
 
@@ -42,12 +46,22 @@ func largeConfig(nvs, nrs int) string {
 	return b.String()
 }
 
-func build(t *testing.T, src string) *model.Config {
+// write puts src in a file for build.
+func write(t *testing.T, src string) string {
 	t.Helper()
-	f, diags := conf.Parse("large.conf", []byte(src), conf.Options{ConfigID: "large"})
-	c, more := model.Build(f)
-	if d := append(diags, more...); d.HasErrors() {
-		t.Fatalf("config: %v", d)
+	path := filepath.Join(t.TempDir(), "large.conf")
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// build loads the configuration at path as the daemon does (model.Load).
+func build(t *testing.T, path string) *model.Config {
+	t.Helper()
+	c, diags := model.Load(path, conf.Options{ConfigID: "large"})
+	if diags.HasErrors() {
+		t.Fatalf("config: %v", diags)
 	}
 	return c
 }
@@ -60,8 +74,9 @@ func TestGuestLarge(t *testing.T) {
 	ctx := context.Background()
 	nvs, nrs := 2000, 20
 	src := largeConfig(nvs, nrs)
+	path := write(t, src)
 	t0 := time.Now()
-	cfg := build(t, src)
+	cfg := build(t, path)
 	parse := time.Since(t0)
 
 	k, err := ipvs.Open()
@@ -103,7 +118,7 @@ func TestGuestLarge(t *testing.T) {
 	}
 
 	// One weight: real server 172.16.0.2 of the first virtual server.
-	cfg2 := build(t, strings.Replace(src, "172.16.0.2 8080 {\n        weight 2\n", "172.16.0.2 8080 {\n        weight 9\n", 1))
+	cfg2 := build(t, write(t, strings.Replace(src, "172.16.0.2 8080 {\n        weight 2\n", "172.16.0.2 8080 {\n        weight 9\n", 1)))
 	before = k.Ops()
 	t2 := time.Now()
 	if err := eng.Reload(ctx, cfg2); err != nil {
@@ -123,5 +138,56 @@ func TestGuestLarge(t *testing.T) {
 	fmt.Printf("BENCH keepvs-release release_s=%.3f\n", time.Since(t3).Seconds())
 	if svcs, _ := k.Services(ctx); len(svcs) != 0 {
 		t.Errorf("%d services left after release", len(svcs))
+	}
+}
+
+// TestGuestBulkErrors: in a batch only the last request asks for an
+// acknowledgement; the real kernel must still answer every refused request,
+// in the middle of a batch and at its end, and take the others.
+func TestGuestBulkErrors(t *testing.T) {
+	inGuest(t)
+	ctx := context.Background()
+	k, err := ipvs.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	if err := k.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer k.Flush(ctx)
+	svc := func(i int, sched string) lvs.Service {
+		return lvs.Service{ServiceKey: lvs.ServiceKey{Proto: lvs.TCP, Addr: netip.AddrFrom4([4]byte{10, 99, 0, byte(i)}), Port: 80},
+			Scheduler: sched, Netmask: 0xffffffff}
+	}
+	dest := func(i int) lvs.DestStatus {
+		return lvs.DestStatus{Destination: lvs.Destination{Addr: netip.AddrFrom4([4]byte{10, 98, 0, byte(i)}), Port: 80, Weight: 1, Forward: lvs.Masq}}
+	}
+	want := []lvs.ServiceStatus{
+		{Service: svc(1, "rr"), Dests: []lvs.DestStatus{dest(1), dest(1), dest(2)}}, // the second dest(1): EEXIST
+		{Service: svc(2, "nosuch")},                                         // ENOENT: no such scheduler
+		{Service: svc(3, "wlc"), Dests: []lvs.DestStatus{dest(3), dest(3)}}, // the last request of its batch refused
+		{Service: svc(1, "rr")},                                             // EEXIST, the last service
+	}
+	errs := k.AddBulk(ctx, want)
+	for _, c := range []struct {
+		i, j int
+		want error
+	}{
+		{0, 0, nil}, {0, 1, nil}, {0, 2, lvs.ErrDestExists}, {0, 3, nil},
+		{1, 0, lvs.ErrNoScheduler},
+		{2, 0, nil}, {2, 1, nil}, {2, 2, lvs.ErrDestExists},
+		{3, 0, lvs.ErrServiceExists},
+	} {
+		if got := errs[c.i][c.j]; (c.want == nil) != (got == nil) || c.want != nil && !errors.Is(got, c.want) {
+			t.Errorf("request %d/%d: %v, want %v", c.i, c.j, got, c.want)
+		}
+	}
+	svcs, err := k.Services(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(svcs) != 2 || len(svcs[0].Dests)+len(svcs[1].Dests) != 3 {
+		t.Errorf("kernel table after the batch: %+v", svcs)
 	}
 }

@@ -2,6 +2,8 @@ package qemutest
 
 import (
 	"context"
+	"encoding/base64"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -312,40 +314,73 @@ func seedScript(t *testing.T, seeds []string) string {
 
 // benchScript times the 2,000 x 20 configuration into the kernel: the
 // engine alone from the guest test binary (with its netlink request
-// counts), then each daemon from its config file to the full table, the
-// kernel's /proc/net/ip_vs polled for its last line.
-const benchScript = `
+// counts), then each daemon from its start to the full table, watched the
+// same way for both by TestGuestWatch (the kernel asked every 50 ms over
+// netlink). rounds alternates keepalived and keepvs that many times;
+// baseline, when set, is another keepvs binary timed in the same rounds
+// (before and after a change, in one VM); profile takes CPU profiles of
+// keepvs's first round and of the guest test and prints them base64.
+func benchScript(rounds int, baseline, profile bool) string {
+	var b strings.Builder
+	if profile {
+		b.WriteString("GUESTPROF=-test.cpuprofile=/tmp/guest.prof\n")
+	}
+	b.WriteString(`
 echo "=== phase-time $(cut -d' ' -f1 /proc/uptime)"
 echo '=== phase bench'
 ip netns add gb; ip -n gb link set lo up
 echo '=== bench/guest'
 # go test -v's "=== RUN" would start a section here.
-KEEPVS_QEMU_GUEST=1 ip netns exec gb /guest.test -test.run TestGuestLarge -test.v 2>&1 | sed 's/^===/:::/' 
+KEEPVS_QEMU_GUEST=1 ip netns exec gb /guest.test -test.run 'TestGuestLarge|TestGuestBulkErrors' -test.v $GUESTPROF 2>&1 | sed 's/^===/:::/'
 ip netns del gb
-want=$((3 + 2000 + 40000))
-bench() { # NAME NS COMMAND...
-	name=$1; ns=$2; shift 2
+watch() { # NAME NS PIDFILE COMMAND...
+	name=$1; ns=$2; pid=$3; shift 3
 	ip netns add $ns; ip -n $ns link set lo up
-	t0=$(cut -d' ' -f1 /proc/uptime)
-	ip netns exec $ns "$@" >/tmp/$name.log 2>&1 &
-	n=0; i=0
-	# Every half second: reading 42,000 lines takes the one CPU from the
-	# daemon being timed.
-	while [ $i -lt 240 ]; do
-		sleep 0.5; i=$((i+1))
-		n=$(ip netns exec $ns sh -c 'wc -l </proc/net/ip_vs')
-		[ "$n" -ge $want ] && break
-	done
-	t1=$(cut -d' ' -f1 /proc/uptime)
 	echo "=== bench/$name"
-	echo "lines=$n want=$want start=$t0 end=$t1"
+	KEEPVS_QEMU_GUEST=1 KEEPVS_WATCH_VS=2000 KEEPVS_WATCH_RS=20 KEEPVS_WATCH_LOG=/tmp/$name.log KEEPVS_WATCH_CMD="$*" \
+		ip netns exec $ns /guest.test -test.run TestGuestWatch 2>&1 | grep -E '^WATCH|FAIL|Error'
+	# SIGTERM when a profile is to be written, else -9 (keepalived
+	# keeps a checker child: its pid file too).
+	p=$(cat $pid 2>/dev/null)
+	kill -${SIG:-9} $p 2>/dev/null
+	i=0; while kill -0 $p 2>/dev/null && [ $i -lt 60 ]; do sleep 0.5; i=$((i+1)); done
+	kill -9 $p $(cat ${pid%.pid}.chk.pid 2>/dev/null) 2>/dev/null
+	# Empty the table here: a namespace deleted with 42,000 entries is
+	# cleaned up by a kernel worker while the next daemon is being timed.
+	ip netns exec $ns /usr/sbin/ipvsadm -C
+	ip netns del $ns
+	sleep 1
 }
-bench keepalived kb keepalived -C -n -f /large.conf -p /run/kb.pid -c /run/kb.chk.pid -r /run/kb.vrrp.pid
-kill -9 $(cat /run/kb.pid) $(cat /run/kb.chk.pid)
-bench keepvs kvb /usr/sbin/keepvs -n -l -f /large.conf --dataplane ipvs --control-socket /run/kvb.sock -p /run/kvb.pid
-echo '=== bench/keepvs-log'; sleep 1; grep -E 'kernel IPVS ready' /tmp/keepvs.log
-kill -9 $(cat /run/kvb.pid)
-`
+`)
+	// The configuration test alone (keepalived -t): start-up, read,
+	// parse and validate.
+	b.WriteString(`echo '=== bench/config-test'
+for i in 1 2 3; do
+	t0=$(cut -d' ' -f1 /proc/uptime); /usr/sbin/keepvs -t -f /large.conf >/dev/null 2>&1
+	t1=$(cut -d' ' -f1 /proc/uptime); keepalived -t -f /large.conf -l -n >/dev/null 2>&1
+	t2=$(cut -d' ' -f1 /proc/uptime); echo "CONFIGTEST keepvs=$t0-$t1 keepalived=$t1-$t2"
+done
+`)
+	for r := 0; r < rounds; r++ {
+		fmt.Fprintf(&b, "watch keepalived-%d kb%d /run/kb%d.pid keepalived -C -n -f /large.conf -p /run/kb%d.pid -c /run/kb%d.chk.pid -r /run/kb%d.vrrp.pid\n", r, r, r, r, r, r)
+		if profile && r == 0 {
+			b.WriteString("SIG=TERM; export KEEPVS_CPUPROFILE=/tmp/kv.prof\n")
+		}
+		fmt.Fprintf(&b, "watch keepvs-%d kv%d /run/kv%d.pid /usr/sbin/keepvs -n -l -f /large.conf --dataplane ipvs --control-socket /run/kv%d.sock -p /run/kv%d.pid\n", r, r, r, r, r)
+		if profile && r == 0 {
+			b.WriteString("unset SIG KEEPVS_CPUPROFILE\n")
+		}
+		fmt.Fprintf(&b, "echo '=== bench/keepvs-%d-log'; cat /tmp/keepvs-%d.log\n", r, r)
+		if baseline {
+			fmt.Fprintf(&b, "watch keepvs-base-%d kw%d /run/kw%d.pid /usr/sbin/keepvs-base -n -l -f /large.conf --dataplane ipvs --control-socket /run/kw%d.sock -p /run/kw%d.pid\n", r, r, r, r, r)
+		}
+	}
+	if profile {
+		b.WriteString("echo '=== bench/keepvs-profile'; base64 /tmp/kv.prof\n")
+		b.WriteString("echo '=== bench/guest-profile'; base64 /tmp/guest.prof\n")
+	}
+	return b.String()
+}
 
 func goBuild(t *testing.T, args ...string) {
 	t.Helper()
@@ -355,6 +390,12 @@ func goBuild(t *testing.T, args ...string) {
 		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 }
+
+var (
+	bulkOnly   = flag.Bool("bulk", false, "boot for the 2,000 x 20 bulk load benchmark alone")
+	bulkRounds = flag.Int("bulk-rounds", 1, "how many times the bulk load benchmark times keepalived and keepvs in the one VM")
+	bulkIcount = flag.Bool("bulk-icount", false, "run the VM with a clock that counts instructions (qemu.Icount): times independent of the host's load")
+)
 
 // TestKernel boots once and checks everything the issue asks of the kernel
 // data plane; the subtests read their parts of the VM's output.
@@ -403,7 +444,20 @@ func TestKernel(t *testing.T) {
 			must(im.AddFile(s, "/seeds/"+filepath.Base(s), 0o644))
 		}
 	}
-	script := scriptHead + comparisonScript() + trafficScript + seedScript(t, withVS) + benchScript
+	// KEEPVS_QEMU_BASELINE: another keepvs binary (the code before a
+	// change) timed in the same rounds. KEEPVS_QEMU_PROFILE=PATH: a CPU
+	// profile of keepvs's first round (from the loaded configuration on)
+	// to PATH, and of the guest test (parse included) to PATH.guest.
+	baseline := os.Getenv("KEEPVS_QEMU_BASELINE")
+	if baseline != "" {
+		must(im.AddFile(baseline, "/usr/sbin/keepvs-base", 0o755))
+	}
+	profile := os.Getenv("KEEPVS_QEMU_PROFILE")
+	bench := benchScript(*bulkRounds, baseline != "", profile != "")
+	script := scriptHead + comparisonScript() + trafficScript + seedScript(t, withVS) + bench
+	if *bulkOnly {
+		script = scriptHead + bench
+	}
 	initrd, err := im.Pack(script, []string{"veth", "dummy", "bridge", "ipip"})
 	must(err)
 
@@ -414,7 +468,11 @@ func TestKernel(t *testing.T) {
 		b, rerr := os.ReadFile(replay)
 		out, err = string(b), rerr
 	} else {
-		out, err = qemu.Boot(context.Background(), h, initrd, 1024, 5*time.Minute)
+		var extra []string
+		if *bulkIcount {
+			extra = qemu.Icount
+		}
+		out, err = qemu.Boot(context.Background(), h, initrd, 1024, time.Duration(5+*bulkRounds)*time.Minute, extra...)
 	}
 	t.Logf("VM ran for %s", time.Since(start).Round(time.Second))
 	if path := os.Getenv("KEEPVS_QEMU_OUT"); path != "" {
@@ -426,6 +484,7 @@ func TestKernel(t *testing.T) {
 	sec := parseSections(out)
 
 	t.Run("commands", func(t *testing.T) {
+		skipIfBulk(t)
 		for i, c := range commands {
 			o, th := sec[fmt.Sprintf("cmd/%d/ours", i)], sec[fmt.Sprintf("cmd/%d/theirs", i)]
 			if o != th {
@@ -434,6 +493,7 @@ func TestKernel(t *testing.T) {
 		}
 	})
 	t.Run("listings", func(t *testing.T) {
+		skipIfBulk(t)
 		for i, l := range listings {
 			want := sec[fmt.Sprintf("list/%d/ri/theirs", i)]
 			if want == "" {
@@ -448,6 +508,7 @@ func TestKernel(t *testing.T) {
 		}
 	})
 	t.Run("restore", func(t *testing.T) {
+		skipIfBulk(t)
 		if o, th := sec["restore/ours"], sec["restore/theirs"]; o != th {
 			t.Errorf("-R:\n--- keepvs adm\n%s--- ipvsadm\n%s", o, th)
 		}
@@ -465,6 +526,7 @@ func TestKernel(t *testing.T) {
 		}
 	})
 	t.Run("traffic", func(t *testing.T) {
+		skipIfBulk(t)
 		for i := 1; i <= 6; i++ {
 			if s := sec[fmt.Sprintf("traffic/setup%d", i)]; !strings.HasSuffix(s, "--- rc=0\n") {
 				t.Errorf("setup %d: %s", i, s)
@@ -494,6 +556,7 @@ func TestKernel(t *testing.T) {
 		t.Logf("after traffic, ipvsadm -Ln --stats:\n%s", sec["traffic/list/-Ln_--stats/theirs"])
 	})
 	t.Run("seeds", func(t *testing.T) {
+		skipIfBulk(t)
 		for i, s := range withVS {
 			kd, kv := sec[fmt.Sprintf("seed/%d/keepalived", i)], sec[fmt.Sprintf("seed/%d/keepvs", i)]
 			name := filepath.Base(s)
@@ -521,25 +584,70 @@ func TestKernel(t *testing.T) {
 	})
 	t.Run("bench", func(t *testing.T) {
 		g := sec["bench/guest"]
-		if !strings.Contains(g, "--- PASS: TestGuestLarge") {
-			t.Errorf("guest test:\n%s", g)
+		if !strings.Contains(g, "--- PASS: TestGuestLarge") || !strings.Contains(g, "--- PASS: TestGuestBulkErrors") {
+			t.Errorf("guest tests:\n%s", g)
 		}
 		for _, l := range strings.Split(g, "\n") {
 			if strings.HasPrefix(l, "BENCH") {
 				t.Log(l)
 			}
 		}
-		var kd, kv [2]float64
-		var kdn, kvn int
-		fmt.Sscanf(strings.TrimSpace(sec["bench/keepalived"]), "lines=%d want=42003 start=%f end=%f", &kdn, &kd[0], &kd[1])
-		fmt.Sscanf(strings.TrimSpace(sec["bench/keepvs"]), "lines=%d want=42003 start=%f end=%f", &kvn, &kv[0], &kv[1])
-		t.Logf("2,000 x 20 from the config file to the full kernel table (qemu TCG): keepalived %.2fs (%d lines), keepvs %.2fs (%d lines), ratio keepalived/keepvs %.2f",
-			kd[1]-kd[0], kdn, kv[1]-kv[0], kvn, (kd[1]-kd[0])/(kv[1]-kv[0]))
-		t.Logf("keepvs: %s", strings.TrimSpace(sec["bench/keepvs-log"]))
-		if kvn != 42003 || kdn != 42003 {
-			t.Errorf("tables not complete: keepalived %d lines, keepvs %d lines (want 42003)", kdn, kvn)
+		for _, l := range strings.Split(sec["bench/config-test"], "\n") {
+			var a0, a1, b0, b1 float64
+			if _, err := fmt.Sscanf(l, "CONFIGTEST keepvs=%f-%f keepalived=%f-%f", &a0, &a1, &b0, &b1); err == nil {
+				t.Logf("config test (-t) of the 2,000 x 20 file: keepvs %.2fs, keepalived %.2fs", a1-a0, b1-b0)
+			}
+		}
+		// Each round: keepalived, then keepvs (then the baseline keepvs).
+		var kdSum, kvSum float64
+		for r := 0; r < *bulkRounds; r++ {
+			kd, kdFirst, ok1 := watched(sec[fmt.Sprintf("bench/keepalived-%d", r)])
+			kv, kvFirst, ok2 := watched(sec[fmt.Sprintf("bench/keepvs-%d", r)])
+			if !ok1 || !ok2 {
+				t.Errorf("round %d: table not complete:\n--- keepalived\n%s--- keepvs\n%s", r, sec[fmt.Sprintf("bench/keepalived-%d", r)], sec[fmt.Sprintf("bench/keepvs-%d", r)])
+				continue
+			}
+			kdSum, kvSum = kdSum+kd, kvSum+kv
+			t.Logf("round %d, 2,000 x 20 from start to the full kernel table (qemu TCG, watched every 50 ms): keepalived %.2fs (first service at %.2fs), keepvs %.2fs (first service at %.2fs), ratio keepalived/keepvs %.2f",
+				r, kd, kdFirst, kv, kvFirst, kd/kv)
+			t.Logf("keepvs %s; its log:\n%s", strings.TrimSpace(sec[fmt.Sprintf("bench/keepvs-%d", r)]), sec[fmt.Sprintf("bench/keepvs-%d-log", r)])
+			if baseline != "" {
+				kb, kbFirst, _ := watched(sec[fmt.Sprintf("bench/keepvs-base-%d", r)])
+				t.Logf("round %d, baseline keepvs %.2fs (first service at %.2fs): baseline/keepvs %.2f", r, kb, kbFirst, kb/kv)
+			}
+		}
+		if kvSum > 0 {
+			t.Logf("over %d rounds: keepalived/keepvs %.2f", *bulkRounds, kdSum/kvSum)
+		}
+		if profile != "" {
+			// The daemon's, and the guest test's (TestGuestLarge) beside it.
+			for name, path := range map[string]string{"keepvs": profile, "guest": profile + ".guest"} {
+				b, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(sec["bench/"+name+"-profile"]), ""))
+				if err != nil {
+					t.Errorf("%s profile: %v", name, err)
+				} else if err := os.WriteFile(path, b, 0o644); err != nil {
+					t.Error(err)
+				}
+			}
 		}
 	})
+}
+
+// watched reads TestGuestWatch's line: the seconds to the full table and
+// to the first service.
+func watched(s string) (done, first float64, ok bool) {
+	for _, l := range strings.Split(s, "\n") {
+		if _, err := fmt.Sscanf(l, "WATCH first=%f done=%f", &first, &done); err == nil {
+			return done, first, done > 0
+		}
+	}
+	return 0, 0, false
+}
+
+func skipIfBulk(t *testing.T) {
+	if *bulkOnly {
+		t.Skip("-bulk: the bulk load benchmark alone")
+	}
 }
 
 var expireRE = regexp.MustCompile(`(?m)^(\S+\s+)\d\d:\d\d `)
