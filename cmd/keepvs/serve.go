@@ -186,10 +186,12 @@ func serve(ctx context.Context, prog, path string, src []byte, copt conf.Options
 		return 1
 	}
 	rdp.loaded(ctx)
+	syncd := newSyncDaemons(dp, log, !(opts.has("check") && !opts.has("vrrp")), !(opts.has("vrrp") && !opts.has("check")))
+	syncd.start(ctx, cfg)
 	apiDone := make(chan error, 1)
 	srv := api.NewServer(eng, log)
 	srv.Status = func() any { return eng.Status() }
-	defer runVRRP(ctx, cfg, log, srv)()
+	defer runVRRP(ctx, cfg, log, srv, syncd.transition)()
 	srv.RealServers = eng
 	go func() { apiDone <- srv.Serve(ctx, l) }()
 	log.Info("keepvs running", "version", version, "config", path, "dataplane", dp.Name(), "control_socket", sock)
@@ -200,7 +202,9 @@ func serve(ctx context.Context, prog, path string, src []byte, copt conf.Options
 	for {
 		select {
 		case <-hup:
-			reload(ctx, eng, path, src, copt, only, log)
+			if cfg := reload(ctx, eng, path, src, copt, only, log); cfg != nil {
+				syncd.reload(ctx, cfg)
+			}
 			continue
 		case err := <-pxDone:
 			if err != nil && !errors.Is(err, context.Canceled) {
@@ -214,6 +218,7 @@ func serve(ctx context.Context, prog, path string, src []byte, copt conf.Options
 		break
 	}
 	log.Info("stopping: removing the virtual services keepvs installed")
+	syncd.stop(context.Background())
 	eng.Shutdown()
 	cancel()
 	<-apiDone
@@ -225,8 +230,8 @@ func serve(ctx context.Context, prog, path string, src []byte, copt conf.Options
 
 // reload re-reads the configuration and applies what changed. A
 // configuration with errors is refused whole, each error logged with its
-// file:line, and the running one stays.
-func reload(ctx context.Context, eng *engine.Engine, path string, src []byte, copt conf.Options, only func(*model.Config), log *slog.Logger) {
+// file:line, and the running one stays; the one accepted is returned.
+func reload(ctx context.Context, eng *engine.Engine, path string, src []byte, copt conf.Options, only func(*model.Config), log *slog.Logger) *model.Config {
 	log.Info("SIGHUP: reloading", "config", path)
 	cfg, diags := loadConfig(path, src, copt)
 	only(cfg)
@@ -239,13 +244,14 @@ func reload(ctx context.Context, eng *engine.Engine, path string, src []byte, co
 	}
 	if diags.HasErrors() {
 		log.Error("reload refused: the configuration has errors; the running configuration is unchanged", "config", path, "errors", len(diags.Errors()))
-		return
+		return nil
 	}
 	if err := eng.Reload(ctx, cfg); err != nil {
 		log.Error("reload applied with errors", "err", err)
-		return
+		return cfg
 	}
 	log.Info("reload done", "config", path)
+	return cfg
 }
 
 // subsystems applies keepalived's -P (VRRP only) and -C (health checks and

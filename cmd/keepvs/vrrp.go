@@ -10,6 +10,7 @@ import (
 	"github.com/keepvs/keepvs/internal/api"
 	"github.com/keepvs/keepvs/internal/model"
 	"github.com/keepvs/keepvs/internal/notify"
+	"github.com/keepvs/keepvs/internal/vrrp"
 	"github.com/keepvs/keepvs/internal/vrrpd"
 )
 
@@ -32,9 +33,10 @@ func vrrpStateFile() string {
 }
 
 // runVRRP starts the VRRP instances of cfg, if it has any, and adds them
-// to srv's status. The function it returns stops them (a master sends
-// priority 0 and removes its VIPs) and waits until that is done.
-func runVRRP(ctx context.Context, cfg *model.Config, log *slog.Logger, srv *api.Server) (stop func()) {
+// to srv's status; onTransition is told their state changes. The function
+// it returns stops them (a master sends priority 0 and removes its VIPs)
+// and waits until that is done.
+func runVRRP(ctx context.Context, cfg *model.Config, log *slog.Logger, srv *api.Server, onTransition func(instance string, from, to vrrp.State)) (stop func()) {
 	if len(cfg.Instances) == 0 {
 		return func() {}
 	}
@@ -64,7 +66,8 @@ func runVRRP(ctx context.Context, cfg *model.Config, log *slog.Logger, srv *api.
 			log.Error("vrrp notify fifo not opened; its lines are lost", "err", err)
 		}
 	}
-	opt := vrrpd.Options{Log: log, Announcer: ann}
+	// KEEPVS_VRRP_REALTIME=off keeps the VRRP thread in normal scheduling.
+	opt := vrrpd.Options{Log: log, Announcer: ann, OnTransition: onTransition, NoRealtime: os.Getenv("KEEPVS_VRRP_REALTIME") == "off"}
 	if fifo != nil {
 		opt.FIFO = fifo
 	}

@@ -81,10 +81,15 @@ func startDirector(t testing.TB, bed *netnstest.Bed, host, kind, conf string) *d
 		t.Fatal(err)
 	}
 	switch kind {
-	case "keepvs":
+	case "keepvs", "keepvs-nort":
 		d.sock = filepath.Join(d.dir, "k.sock")
 		d.cmd = bed.Command(host, keepvsBinary(t), "-f", cfg, "-l", "-D", "-n", "--control-socket", d.sock, "-p", filepath.Join(d.dir, "pid"))
 		d.cmd.Env = append(os.Environ(), "KEEPVS_STATE_DIR="+d.dir)
+		if kind == "keepvs-nort" {
+			// keepvs with its VRRP thread in normal scheduling, to
+			// measure what realtime buys.
+			d.cmd.Env = append(d.cmd.Env, "KEEPVS_VRRP_REALTIME=off")
+		}
 	case "keepalived":
 		if _, err := os.Stat(keepalivedBin); err != nil {
 			t.Skip("keepalived is not installed (apt-get install keepalived)")
@@ -109,7 +114,7 @@ func startDirector(t testing.TB, bed *netnstest.Bed, host, kind, conf string) *d
 			t.Logf("--- %s log (tail) ---\n%s", d, b)
 		}
 	})
-	if kind == "keepvs" {
+	if d.sock != "" {
 		deadline := time.Now().Add(10 * time.Second)
 		for {
 			if _, err := os.Stat(d.sock); err == nil {
@@ -165,7 +170,7 @@ func (d *director) holds(addr netip.Addr) bool {
 // status is keepvs's /v1/status VRRP half.
 func (d *director) status() []vrrpd.InstanceStatus {
 	d.t.Helper()
-	if d.kind != "keepvs" {
+	if d.sock == "" {
 		d.t.Fatalf("status of %s", d)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)

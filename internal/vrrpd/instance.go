@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"strconv"
@@ -28,7 +29,8 @@ type inst struct {
 	// adverts are sent: the VMAC when use_vmac, else base.
 	base, dev, vmac string
 	conn            transport.Conn
-	timers          *vrrp.Timers
+	poll            transport.Poller // conn, when the loop can poll it
+	timers          *vrrp.Timers     // with a Clock that is not clock.Real
 	expect          packet.Expect
 	tracked         trackedRefs
 	delta           int
@@ -38,6 +40,12 @@ type inst struct {
 	adv   packet.Advert
 	out   []byte
 	since time.Time
+
+	// downLate is a master down deadline the loop found late, and
+	// downRetry when it runs it after all (loop.fireDue).
+	downLate, downRetry time.Time
+	readErrs            int // failed reads in a row
+	readErrLogged       bool
 }
 
 // open resolves the source address, creates the VMAC, opens the socket
@@ -95,7 +103,10 @@ func (i *inst) open(ctx context.Context) error {
 	if i.conn, err = n.opt.Listen(ctx, o); err != nil {
 		return fmt.Errorf("vrrp instance %s: %w", m.Name, err)
 	}
-	i.timers = vrrp.NewTimers(n.clk, func(k vrrp.TimerKind) { n.post(event{kind: evTimer, i: i, timer: k}) })
+	i.poll, _ = i.conn.(transport.Poller)
+	if !n.realClock {
+		i.timers = vrrp.NewTimers(n.clk, func(k vrrp.TimerKind) { n.post(event{kind: evTimer, i: i, timer: k}) })
+	}
 	i.since = n.clk.Now()
 	return nil
 }
@@ -121,8 +132,8 @@ func (i *inst) primary(ctx context.Context, dev string, v6 bool) (netip.Addr, er
 	}
 }
 
-// recvLoop reads adverts and posts them to the loop until the socket
-// closes.
+// recvLoop reads adverts from a Conn that is no Poller and posts them to
+// the loop until the socket closes.
 func (i *inst) recvLoop() {
 	buf := make([]byte, 2048)
 	for {
@@ -148,7 +159,9 @@ func (i *inst) received(b []byte, meta packet.RecvMeta) {
 	}
 	i.stats.Count(&i.adv, r)
 	if r != packet.DropNone {
-		i.n.log.Debug("advert dropped", "instance", i.m.Name, "vrid", i.cfg.VRID, "src", meta.Src, "reason", r.String())
+		if i.n.debug {
+			i.n.work.push(job{i: i, a: vrrp.Action{Kind: vrrp.ActLog, Level: slog.LevelDebug, Msg: "advert dropped", Peer: meta.Src}, drop: r})
+		}
 		return
 	}
 	i.n.do(i.in.Handle(i.n.clk.Now(), vrrp.AdvertReceived(i.adv, meta.Src)))
@@ -169,25 +182,58 @@ func (n *Node) siblingVRID(i *inst, vrid uint8) bool {
 func (n *Node) do(acts []vrrp.Action) {
 	for _, a := range acts {
 		if a.Kind == vrrp.ActSyncTransition {
-			n.syncTransition(a)
+			n.work.push(job{a: a})
 			continue
 		}
 		i := n.byNm[a.Instance]
 		if i == nil {
 			continue
 		}
-		if i.timers.Apply(a) {
+		if a.Kind == vrrp.ActSetTimer || a.Kind == vrrp.ActStopTimer {
+			// With clock.Real the loop reads the deadlines from the
+			// instances themselves.
+			if i.timers != nil {
+				i.timers.Apply(a)
+			}
 			continue
 		}
 		i.act(a)
 	}
 }
 
+// act does one action in the loop: an advert is sent at once; the rest
+// goes to the worker.
 func (i *inst) act(a vrrp.Action) {
-	n, log := i.n, i.n.log
 	switch a.Kind {
 	case vrrp.ActSend:
 		i.send(a.Priority, a.Dst)
+		return
+	case vrrp.ActTransition:
+		i.since = i.n.clk.Now()
+	}
+	i.n.work.push(job{i: i, a: a, prio: i.in.Priority(), state: i.in.State()})
+}
+
+// doJob does, on the worker, what act handed over.
+func (n *Node) doJob(j job) {
+	i, a, log := j.i, j.a, n.log
+	if i == nil {
+		switch a.Kind {
+		case vrrp.ActSyncTransition:
+			n.syncTransition(a)
+		case vrrp.ActLog:
+			attrs := []any{}
+			if j.err != nil {
+				attrs = append(attrs, "err", j.err)
+			}
+			if j.count > 0 {
+				attrs = append(attrs, "times", j.count)
+			}
+			log.Log(context.Background(), a.Level, a.Msg, attrs...)
+		}
+		return
+	}
+	switch a.Kind {
 	case vrrp.ActAddVIPs:
 		vips := append(append([]model.VIP(nil), i.m.VIPs...), i.m.ExcludedVIPs...)
 		if err := n.opt.Announcer.AddVIPs(i.dev, vips); err != nil {
@@ -207,13 +253,15 @@ func (i *inst) act(a vrrp.Action) {
 	case vrrp.ActGARP:
 		i.garp(a.Repeat, a.Interval)
 	case vrrp.ActTransition:
-		i.since = n.clk.Now()
-		log.Info("vrrp state changed", "instance", i.m.Name, "vrid", i.cfg.VRID, "from", a.From.String(), "to", a.To.String(), "reason", a.Reason.String(), "priority", i.in.Priority())
-		i.notifyState(a.To)
+		log.Info("vrrp state changed", "instance", i.m.Name, "vrid", i.cfg.VRID, "from", a.From.String(), "to", a.To.String(), "reason", a.Reason.String(), "priority", j.prio)
+		i.notifyState(a.To, j.prio)
+		if n.opt.OnTransition != nil {
+			n.opt.OnTransition(i.m.Name, a.From, a.To)
+		}
 	case vrrp.ActPriority:
 		log.Info("vrrp priority changed", "instance", i.m.Name, "vrid", i.cfg.VRID, "from", a.PeerPriority, "to", a.Priority)
 		if i.m.Notify.PriorityChanges || n.cfg.Global.VRRPNotifyPriorityChanges {
-			i.notifyState(i.in.State())
+			i.notifyState(j.state, j.prio)
 		}
 	case vrrp.ActMasterRxLowerPri:
 		if s := i.m.Notify.MasterRxLowerPri; s != nil {
@@ -224,8 +272,26 @@ func (i *inst) act(a vrrp.Action) {
 		if a.Reason != vrrp.ReasonNone {
 			attrs = append(attrs, "reason", a.Reason.String())
 		}
-		if a.Peer.IsValid() {
+		switch {
+		case a.Level == slog.LevelDebug && a.Peer.IsValid():
+			attrs = append(attrs, "addr", a.Peer)
+		case a.Peer.IsValid():
 			attrs = append(attrs, "peer", a.Peer, "peer_priority", a.PeerPriority)
+		}
+		if j.drop != packet.DropNone {
+			attrs = append(attrs, "reason", j.drop.String())
+		}
+		if j.err != nil {
+			attrs = append(attrs, "err", j.err)
+		}
+		if j.late > 0 {
+			attrs = append(attrs, "late", j.late)
+		}
+		if j.grace > 0 {
+			attrs = append(attrs, "grace", j.grace)
+		}
+		if j.count > 0 {
+			attrs = append(attrs, "times", j.count)
 		}
 		log.Log(context.Background(), a.Level, a.Msg, attrs...)
 	}
@@ -240,7 +306,9 @@ func (i *inst) send(prio uint8, dsts []netip.Addr) {
 			err = i.conn.WriteTo(i.out, dst)
 		}
 		if err != nil {
-			i.n.log.Debug("advert not sent", "instance", i.m.Name, "dst", dst, "err", err)
+			if i.n.debug {
+				i.n.work.push(job{i: i, a: vrrp.Action{Kind: vrrp.ActLog, Level: slog.LevelDebug, Msg: "advert not sent", Peer: dst}, err: err})
+			}
 			continue
 		}
 		i.stats.CountSent(&adv)
@@ -248,7 +316,7 @@ func (i *inst) send(prio uint8, dsts []netip.Addr) {
 }
 
 // garp sends repeat rounds of gratuitous ARP / NA for the VIPs, interval
-// apart, in the background: the advert that follows must not wait.
+// apart, in the background: the jobs that follow must not wait.
 func (i *inst) garp(repeat int, interval time.Duration) {
 	byDev := map[string][]netip.Addr{}
 	for _, v := range append(append([]model.VIP(nil), i.m.VIPs...), i.m.ExcludedVIPs...) {
@@ -275,9 +343,9 @@ func (i *inst) garp(repeat int, interval time.Duration) {
 
 // notifyState runs notify_<state> and notify, and writes the FIFO line,
 // as keepalived: the generic notify gets "INSTANCE" NAME STATE PRIORITY.
-func (i *inst) notifyState(s vrrp.State) {
+func (i *inst) notifyState(s vrrp.State, priority uint8) {
 	n := i.n
-	name, prio := i.m.Name, int(i.in.Priority())
+	name, prio := i.m.Name, int(priority)
 	if n.opt.FIFO != nil {
 		n.opt.FIFO.Write(notify.InstanceLine("INSTANCE", name, s.String(), prio))
 	}

@@ -4,9 +4,11 @@
 // does what they ask through transport (adverts), announce (VIPs, routes,
 // gratuitous ARP / NA, VMACs) and notify (scripts, the FIFO).
 //
-// One goroutine, Run's, owns every instance (a sync group's step moves
-// several at once); sockets, timers and trackers only post events to it,
-// and Status is a closure run inside it.
+// One OS thread, the loop's, owns every instance (a sync group's step
+// moves several at once): it waits in epoll_wait for the sockets, a
+// timerfd and an eventfd, in realtime scheduling where permitted (see
+// loop.go and realtime.go). Trackers and Status post events to it; what
+// may block (netlink, ARP, scripts, logs) it hands to a worker goroutine.
 package vrrpd
 
 import (
@@ -16,7 +18,11 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/keepvs/keepvs/internal/clock"
 	"github.com/keepvs/keepvs/internal/model"
@@ -58,6 +64,13 @@ type Options struct {
 	NoInterfaceTracking bool
 	// ScriptExec runs vrrp_scripts (default notify.ExecCommand).
 	ScriptExec notify.Exec
+	// OnTransition, when set, is told every instance's state change, in
+	// order, on the node's worker goroutine (never the VRRP thread, so
+	// it may block briefly: lvs_sync_daemon follows one instance).
+	OnTransition func(instance string, from, to vrrp.State)
+	// NoRealtime keeps the VRRP thread in normal scheduling even where
+	// realtime is permitted.
+	NoRealtime bool
 }
 
 // Node runs the VRRP instances of one configuration.
@@ -70,10 +83,18 @@ type Node struct {
 	byNm map[string]*inst
 	grps []*group
 
-	events chan event
-	calls  chan func()
-	done   chan struct{}
-	state  *track.State
+	realClock bool
+	debug     bool // the log takes debug lines (asked once: the loop may not call the handler)
+
+	// inbox carries other goroutines' events to the loop; they write
+	// wakeFd (the loop's eventfd, -1 when there is none) after each.
+	inbox    chan event
+	wakeMu   sync.Mutex
+	wakeFd   int
+	done     chan struct{} // closed when the loop has ended
+	doneOnce sync.Once
+	work     *worker
+	state    *track.State
 }
 
 type group struct {
@@ -85,10 +106,12 @@ type group struct {
 type evKind uint8
 
 const (
-	evAdvert evKind = iota
-	evTimer
+	evAdvert evKind = iota // from a Conn that is no Poller
+	evTimer                // from vrrp.Timers, with a Clock that is not clock.Real
 	evTrack
 	evRecvErr
+	evCall
+	evStop
 )
 
 type event struct {
@@ -99,6 +122,7 @@ type event struct {
 	timer vrrp.TimerKind
 	upd   track.Update
 	err   error
+	f     func()
 }
 
 // New checks the configuration's instances; it opens nothing and starts
@@ -120,8 +144,10 @@ func New(cfg *model.Config, opt Options) (*Node, error) {
 		g := cfg.Global
 		opt.Notify = notify.New(notify.Options{User: g.ScriptUser, Group: g.ScriptGroup, Security: g.EnableScriptSecurity, Log: opt.Log})
 	}
-	n := &Node{cfg: cfg, opt: opt, log: opt.Log, clk: opt.Clock, byNm: map[string]*inst{},
-		events: make(chan event, 1024), calls: make(chan func()), done: make(chan struct{}), state: track.NewState()}
+	_, realClock := opt.Clock.(clock.Real)
+	n := &Node{cfg: cfg, opt: opt, log: opt.Log, clk: opt.Clock, byNm: map[string]*inst{}, realClock: realClock,
+		debug: opt.Log.Enabled(context.Background(), slog.LevelDebug),
+		inbox: make(chan event, 1024), wakeFd: -1, done: make(chan struct{}), work: newWorker(), state: track.NewState()}
 	for _, m := range cfg.Instances {
 		if _, err := vrrp.ConfigFromModel(m); err != nil {
 			return nil, err
@@ -144,10 +170,11 @@ func New(cfg *model.Config, opt Options) (*Node, error) {
 // until ctx ends; then it stops every instance (a master sends priority 0
 // and removes its VIPs), removes the VMACs and returns.
 func (n *Node) Run(ctx context.Context) error {
-	defer close(n.done)
+	defer n.closeDone()
 	for _, i := range n.ins {
 		if err := i.open(ctx); err != nil {
-			n.closeAll()
+			n.closeConns()
+			n.deleteVMACs()
 			return err
 		}
 	}
@@ -161,40 +188,63 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 		sg, err := vrrp.NewSyncGroup(g.m.Name, members...)
 		if err != nil {
-			n.closeAll()
+			n.closeConns()
+			n.deleteVMACs()
 			return err
 		}
 		g.g = sg
 	}
+	l, err := n.newLoop()
+	if err != nil {
+		n.closeConns()
+		n.deleteVMACs()
+		return err
+	}
+	go n.work.run(n.doJob, n.log)
 	tctx, stopTrackers := context.WithCancel(ctx)
 	trackDone := n.startTrackers(tctx)
 	for _, i := range n.ins {
-		go i.recvLoop()
-	}
-	for _, i := range n.ins {
-		n.do(i.in.Handle(n.clk.Now(), vrrp.Start()))
-	}
-	n.log.Info("vrrp running", "instances", len(n.ins))
-	for {
-		select {
-		case ev := <-n.events:
-			n.handle(ev)
-		case f := <-n.calls:
-			f()
-		case <-ctx.Done():
-			stopTrackers()
-			n.shutdown()
-			<-trackDone
-			return nil
+		if i.poll == nil {
+			go i.recvLoop()
 		}
 	}
+	loopDone := make(chan struct{})
+	go func() {
+		defer close(loopDone)
+		l.run(ctx)
+	}()
+	<-loopDone
+	stopTrackers()
+	n.work.stop() // the VIPs are gone, the last scripts queued
+	n.deleteVMACs()
+	waited := make(chan struct{})
+	go func() { n.opt.Notify.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-time.After(5 * time.Second):
+		n.log.Warn("notify scripts still running at stop")
+	}
+	<-trackDone
+	n.log.Info("vrrp stopped")
+	return nil
 }
 
+func (n *Node) closeDone() { n.doneOnce.Do(func() { close(n.done) }) }
+
+// post hands ev to the loop and wakes it; once the loop has ended it
+// drops ev.
 func (n *Node) post(ev event) {
 	select {
-	case n.events <- ev:
+	case n.inbox <- ev:
 	case <-n.done:
+		return
 	}
+	n.wakeMu.Lock()
+	if n.wakeFd >= 0 {
+		one := uint64(1)
+		unix.Write(n.wakeFd, (*[8]byte)(unsafe.Pointer(&one))[:])
+	}
+	n.wakeMu.Unlock()
 }
 
 func (n *Node) handle(ev event) {
@@ -208,7 +258,9 @@ func (n *Node) handle(ev event) {
 			n.retrack()
 		}
 	case evRecvErr:
-		n.log.Error("vrrp socket read failed; the instance hears no adverts", "instance", ev.i.m.Name, "err", ev.err)
+		n.work.push(job{i: ev.i, a: vrrp.Action{Kind: vrrp.ActLog, Level: slog.LevelError, Msg: "vrrp socket read failed; the instance hears no adverts"}, err: ev.err})
+	case evCall:
+		ev.f()
 	}
 }
 
@@ -309,25 +361,8 @@ func (n *Node) startTrackers(ctx context.Context) <-chan struct{} {
 	return done
 }
 
-// shutdown is keepalived's stop: every instance to STOP (a master says
-// goodbye with priority 0 and drops its VIPs), then the sockets and
-// VMACs go.
-func (n *Node) shutdown() {
-	for _, i := range n.ins {
-		n.do(i.in.Handle(n.clk.Now(), vrrp.Stop()))
-	}
-	n.closeAll()
-	waited := make(chan struct{})
-	go func() { n.opt.Notify.Wait(); close(waited) }()
-	select {
-	case <-waited:
-	case <-time.After(5 * time.Second):
-		n.log.Warn("notify scripts still running at stop")
-	}
-	n.log.Info("vrrp stopped")
-}
-
-func (n *Node) closeAll() {
+// closeConns closes the sockets and stops the clock's timers.
+func (n *Node) closeConns() {
 	for _, i := range n.ins {
 		if i.conn != nil {
 			i.conn.Close()
@@ -335,6 +370,11 @@ func (n *Node) closeAll() {
 		if i.timers != nil {
 			i.timers.StopAll()
 		}
+	}
+}
+
+func (n *Node) deleteVMACs() {
+	for _, i := range n.ins {
 		if i.vmac != "" {
 			if err := n.opt.Announcer.DeleteVMAC(i.vmac); err != nil {
 				n.log.Warn("vmac not removed", "instance", i.m.Name, "vmac", i.vmac, "err", err)
@@ -346,10 +386,14 @@ func (n *Node) closeAll() {
 // call runs f in the loop, or directly once the loop has ended.
 func (n *Node) call(f func()) {
 	ran := make(chan struct{})
+	n.post(event{kind: evCall, f: func() { f(); close(ran) }})
 	select {
-	case n.calls <- func() { f(); close(ran) }:
-		<-ran
+	case <-ran:
 	case <-n.done:
-		f()
+		select {
+		case <-ran:
+		default:
+			f() // the loop ended before it got to f, and never will
+		}
 	}
 }

@@ -17,15 +17,17 @@ import (
 
 // fakeAnnouncer records the VIPs a node holds.
 type fakeAnnouncer struct {
-	src  netip.Addr
-	mu   sync.Mutex
-	vips map[netip.Addr]bool
-	garp int
+	src   netip.Addr
+	mu    sync.Mutex
+	vips  map[netip.Addr]bool
+	garp  int
+	added int // AddVIPs calls
 }
 
 func (f *fakeAnnouncer) AddVIPs(dev string, vips []model.VIP) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.added++
 	for _, v := range vips {
 		f.vips[v.Prefix.Addr()] = true
 	}
@@ -167,4 +169,10 @@ func TestNodeOnHub(t *testing.T) {
 	if st := b.node.Status(); st[0].Stats.RcvdPriZeroPackets == 0 {
 		t.Errorf("priority 0 not counted: %+v", st[0].Stats)
 	}
+}
+
+func (f *fakeAnnouncer) adds() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.added
 }

@@ -1,6 +1,7 @@
 package vrrpd
 
 import (
+	"net/netip"
 	"time"
 
 	"github.com/keepvs/keepvs/internal/track"
@@ -35,40 +36,61 @@ type Stats struct {
 	DropsByReason map[string]uint64 `json:"drops_by_reason,omitempty"`
 }
 
+// instSnap is what Status copies out of the loop: values only, so the
+// loop allocates nothing for it.
+type instSnap struct {
+	ok      bool
+	state   string
+	prio    int
+	vipsSet bool
+	master  netip.Addr
+	since   time.Time
+	stats   packet.Stats
+}
+
 // Status is every instance's state and counters.
 func (n *Node) Status() []InstanceStatus {
-	var out []InstanceStatus
+	snaps := make([]instSnap, len(n.ins))
 	n.call(func() {
-		for _, i := range n.ins {
-			s := InstanceStatus{Name: i.m.Name, Interface: i.base, VRID: i.m.VRID, Version: i.m.Version,
-				BasePriority: i.m.Priority, State: "INIT", Priority: i.m.Priority}
-			for _, v := range i.m.VIPs {
-				s.VIPs = append(s.VIPs, v.Prefix.String())
+		for k, i := range n.ins {
+			if i.in == nil {
+				continue
 			}
-			if i.group != nil {
-				s.SyncGroup = i.group.m.Name
-			}
-			if i.in != nil {
-				s.State = i.in.State().String()
-				s.Priority = int(i.in.Priority())
-				s.HoldsVIPs = i.in.VIPsSet()
-				s.Src = i.cfg.Src.String()
-				if a, _ := i.in.Master(); a.IsValid() {
-					s.Master = a.String()
-				}
-				s.Since = i.since
-				s.Stats.Stats = i.stats
-				for r, c := range i.stats.Drops {
-					if c > 0 {
-						if s.Stats.DropsByReason == nil {
-							s.Stats.DropsByReason = map[string]uint64{}
-						}
-						s.Stats.DropsByReason[packet.DropReason(r).String()] = c
-					}
-				}
-			}
-			out = append(out, s)
+			master, _ := i.in.Master()
+			snaps[k] = instSnap{ok: true, state: i.in.State().String(), prio: int(i.in.Priority()), vipsSet: i.in.VIPsSet(),
+				master: master, since: i.since, stats: i.stats}
 		}
 	})
+	var out []InstanceStatus
+	for k, i := range n.ins {
+		s := InstanceStatus{Name: i.m.Name, Interface: i.base, VRID: i.m.VRID, Version: i.m.Version,
+			BasePriority: i.m.Priority, State: "INIT", Priority: i.m.Priority}
+		for _, v := range i.m.VIPs {
+			s.VIPs = append(s.VIPs, v.Prefix.String())
+		}
+		if i.group != nil {
+			s.SyncGroup = i.group.m.Name
+		}
+		if sn := snaps[k]; sn.ok {
+			s.State = sn.state
+			s.Priority = sn.prio
+			s.HoldsVIPs = sn.vipsSet
+			s.Src = i.cfg.Src.String()
+			if sn.master.IsValid() {
+				s.Master = sn.master.String()
+			}
+			s.Since = sn.since
+			s.Stats.Stats = sn.stats
+			for r, c := range sn.stats.Drops {
+				if c > 0 {
+					if s.Stats.DropsByReason == nil {
+						s.Stats.DropsByReason = map[string]uint64{}
+					}
+					s.Stats.DropsByReason[packet.DropReason(r).String()] = c
+				}
+			}
+		}
+		out = append(out, s)
+	}
 	return out
 }

@@ -6,10 +6,9 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"syscall"
+	"sync"
+	"sync/atomic"
 
-	"golang.org/x/net/ipv4"
-	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
 
 	"github.com/keepvs/keepvs/internal/vrrp/packet"
@@ -23,6 +22,13 @@ import (
 // and destination as control messages (IPV6_RECVHOPLIMIT,
 // IPV6_RECVPKTINFO). Sends leave the header to the kernel (IP_HDRINCL
 // off) and set the source with IP_PKTINFO / IPV6_PKTINFO.
+//
+// The socket is a plain non-blocking descriptor, never registered with
+// the Go netpoller: the Conn is a Poller, and vrrpd's VRRP thread waits
+// for it in its own epoll set, so a received advert wakes that thread
+// and no other. Reads and writes are single system calls that do not
+// allocate. ReadFrom, for callers without an event loop, waits in
+// poll(2).
 func Listen(ctx context.Context, o Options) (Conn, error) {
 	ifi, err := net.InterfaceByName(o.Interface)
 	if err != nil {
@@ -31,157 +37,147 @@ func Listen(ctx context.Context, o Options) (Conn, error) {
 	if o.TTL <= 0 {
 		o.TTL = packet.TTL
 	}
-	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		err := c.Control(func(fd uintptr) { serr = unix.BindToDevice(int(fd), o.Interface) })
-		return errors.Join(err, serr)
-	}}
+	c := &raw{fam: o.Family, ifindex: ifi.Index, src: o.Src.Unmap(), fd: -1}
 	switch o.Family {
 	case packet.IPv4:
-		pc, err := lc.ListenPacket(ctx, "ip4:112", "0.0.0.0")
-		if err != nil {
-			return nil, fmt.Errorf("vrrp socket on %s: %w", o.Interface, err)
+		c.fd, err = unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, packet.Protocol)
+		if err == nil {
+			err = setup4(c.fd, o, ifi.Index)
 		}
-		c := &raw4{ic: pc.(*net.IPConn), pc: ipv4.NewPacketConn(pc), ifi: ifi, src: o.Src}
-		if err := c.setup(o); err != nil {
-			pc.Close()
-			return nil, fmt.Errorf("vrrp socket on %s: %w", o.Interface, err)
-		}
-		return c, nil
 	case packet.IPv6:
-		pc, err := lc.ListenPacket(ctx, "ip6:112", "::")
-		if err != nil {
-			return nil, fmt.Errorf("vrrp socket on %s: %w", o.Interface, err)
+		c.fd, err = unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, packet.Protocol)
+		if err == nil {
+			err = setup6(c.fd, o, ifi.Index)
 		}
-		c := &raw6{pc: ipv6.NewPacketConn(pc), ifi: ifi, src: o.Src}
-		if err := c.setup(o); err != nil {
-			pc.Close()
-			return nil, fmt.Errorf("vrrp socket on %s: %w", o.Interface, err)
-		}
-		return c, nil
+	default:
+		return nil, fmt.Errorf("vrrp socket: family %v: %w", o.Family, packet.ErrFamily)
 	}
-	return nil, fmt.Errorf("vrrp socket: family %v: %w", o.Family, packet.ErrFamily)
+	if err != nil {
+		if c.fd >= 0 {
+			unix.Close(c.fd)
+		}
+		return nil, fmt.Errorf("vrrp socket on %s: %w", o.Interface, err)
+	}
+	return c, nil
 }
 
-type raw4 struct {
-	ic  *net.IPConn
-	pc  *ipv4.PacketConn
-	ifi *net.Interface
-	src netip.Addr
-}
-
-func (c *raw4) setup(o Options) error {
-	if err := c.pc.SetTTL(o.TTL); err != nil {
-		return err
+func setup4(fd int, o Options, ifindex int) error {
+	if err := unix.BindToDevice(fd, o.Interface); err != nil {
+		return fmt.Errorf("bind to device: %w", err)
 	}
-	if err := c.pc.SetMulticastTTL(o.TTL); err != nil {
-		return err
-	}
-	if err := c.pc.SetMulticastLoopback(false); err != nil {
-		return err
-	}
-	if err := c.pc.SetMulticastInterface(c.ifi); err != nil {
+	err := errors.Join(
+		unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_TTL, o.TTL),
+		unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_MULTICAST_TTL, o.TTL),
+		unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_MULTICAST_LOOP, 0),
+		unix.SetsockoptIPMreqn(fd, unix.IPPROTO_IP, unix.IP_MULTICAST_IF, &unix.IPMreqn{Ifindex: int32(ifindex)}),
+	)
+	if err != nil {
 		return err
 	}
 	// VRRP is link-local: RFC 5798 says TOS/DSCP "Internetwork Control".
-	c.pc.SetTOS(0xc0)
+	unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_TOS, 0xc0)
 	if o.Group.IsValid() {
-		if err := c.pc.JoinGroup(c.ifi, &net.IPAddr{IP: o.Group.AsSlice()}); err != nil {
+		mreq := unix.IPMreqn{Multiaddr: o.Group.As4(), Ifindex: int32(ifindex)}
+		if err := unix.SetsockoptIPMreqn(fd, unix.IPPROTO_IP, unix.IP_ADD_MEMBERSHIP, &mreq); err != nil {
 			return fmt.Errorf("join %v: %w", o.Group, err)
 		}
 	}
 	return nil
 }
 
-func (c *raw4) WriteTo(msg []byte, dst netip.Addr) error {
-	cm := &ipv4.ControlMessage{IfIndex: c.ifi.Index}
-	if c.src.IsValid() {
-		cm.Src = c.src.AsSlice()
+func setup6(fd int, o Options, ifindex int) error {
+	if err := unix.BindToDevice(fd, o.Interface); err != nil {
+		return fmt.Errorf("bind to device: %w", err)
 	}
-	_, err := c.pc.WriteTo(msg, cm, &net.IPAddr{IP: dst.AsSlice()})
-	return wrapClosed(err)
-}
-
-func (c *raw4) ReadFrom(b []byte) (int, packet.RecvMeta, error) {
-	// ReadMsgIP, unlike ReadFrom, keeps the IPv4 header.
-	n, _, _, _, err := c.ic.ReadMsgIP(b, nil)
+	err := errors.Join(
+		unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS, o.TTL),
+		unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_HOPS, o.TTL),
+		unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_LOOP, 0),
+		unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_IF, ifindex),
+		unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_RECVHOPLIMIT, 1),
+		unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO, 1),
+	)
 	if err != nil {
-		return 0, packet.RecvMeta{}, wrapClosed(err)
-	}
-	meta, msg, r := packet.SplitIPv4(b[:n])
-	if r != packet.DropNone {
-		// Only a damaged header gets here (the socket is protocol
-		// 112): an empty message, which Validate counts as too short.
-		return 0, meta, nil
-	}
-	return copy(b, msg), meta, nil
-}
-
-func (c *raw4) Close() error { return c.pc.Close() }
-
-type raw6 struct {
-	pc  *ipv6.PacketConn
-	ifi *net.Interface
-	src netip.Addr
-}
-
-func (c *raw6) setup(o Options) error {
-	if err := c.pc.SetHopLimit(o.TTL); err != nil {
 		return err
 	}
-	if err := c.pc.SetMulticastHopLimit(o.TTL); err != nil {
-		return err
-	}
-	if err := c.pc.SetMulticastLoopback(false); err != nil {
-		return err
-	}
-	if err := c.pc.SetMulticastInterface(c.ifi); err != nil {
-		return err
-	}
-	c.pc.SetTrafficClass(0xc0)
-	if err := c.pc.SetControlMessage(ipv6.FlagHopLimit|ipv6.FlagDst, true); err != nil {
-		return err
-	}
+	unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_TCLASS, 0xc0)
 	if o.Group.IsValid() {
-		if err := c.pc.JoinGroup(c.ifi, &net.IPAddr{IP: o.Group.AsSlice()}); err != nil {
+		mreq := unix.IPv6Mreq{Multiaddr: o.Group.As16(), Interface: uint32(ifindex)}
+		if err := unix.SetsockoptIPv6Mreq(fd, unix.IPPROTO_IPV6, unix.IPV6_JOIN_GROUP, &mreq); err != nil {
 			return fmt.Errorf("join %v: %w", o.Group, err)
 		}
 	}
 	return nil
 }
 
-func (c *raw6) WriteTo(msg []byte, dst netip.Addr) error {
-	cm := &ipv6.ControlMessage{IfIndex: c.ifi.Index}
-	if c.src.IsValid() {
-		cm.Src = c.src.AsSlice()
-	}
-	// The interface goes in the control message only: a zone on dst as
-	// well makes the kernel refuse the send (EINVAL).
-	_, err := c.pc.WriteTo(msg, cm, &net.IPAddr{IP: dst.AsSlice()})
-	return wrapClosed(err)
+// raw is a Listen socket, IPv4 or IPv6.
+type raw struct {
+	fam     packet.Family
+	fd      int
+	ifindex int
+	src     netip.Addr
+	closed  atomic.Bool
+	// mu is held shared by ReadFrom while it uses fd, and exclusively
+	// by Close, so a blocked ReadFrom never reads a reused descriptor.
+	mu sync.RWMutex
 }
 
-func (c *raw6) ReadFrom(b []byte) (int, packet.RecvMeta, error) {
-	n, cm, src, err := c.pc.ReadFrom(b)
-	if err != nil {
-		return 0, packet.RecvMeta{}, wrapClosed(err)
+func (c *raw) Fd() int { return c.fd }
+
+func (c *raw) ReadNow(b []byte) (int, packet.RecvMeta, error) {
+	if c.closed.Load() {
+		return 0, packet.RecvMeta{}, ErrClosed
 	}
-	meta := packet.RecvMeta{TTL: -1}
-	if ip, ok := src.(*net.IPAddr); ok {
-		meta.Src, _ = netip.AddrFromSlice(ip.IP)
+	if c.fam == packet.IPv4 {
+		return recv4(c.fd, b)
 	}
-	if cm != nil {
-		meta.Dst, _ = netip.AddrFromSlice(cm.Dst)
-		meta.TTL = cm.HopLimit
-	}
-	return n, meta, nil
+	return recv6(c.fd, b)
 }
 
-func (c *raw6) Close() error { return c.pc.Close() }
+func (c *raw) ReadFrom(b []byte) (int, packet.RecvMeta, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for {
+		if c.closed.Load() {
+			return 0, packet.RecvMeta{}, ErrClosed
+		}
+		n, meta, err := c.ReadNow(b)
+		if err != ErrWouldBlock {
+			return n, meta, err
+		}
+		// Close shuts the socket down, which ends the wait at once.
+		pfd := []unix.PollFd{{Fd: int32(c.fd), Events: unix.POLLIN}}
+		if _, err := unix.Poll(pfd, 1000); err != nil && err != unix.EINTR {
+			return 0, packet.RecvMeta{}, err
+		}
+	}
+}
 
-func wrapClosed(err error) error {
-	if errors.Is(err, net.ErrClosed) {
+func (c *raw) WriteTo(msg []byte, dst netip.Addr) error {
+	if c.closed.Load() {
 		return ErrClosed
 	}
-	return err
+	if c.fam == packet.IPv4 {
+		dst = dst.Unmap()
+		if !dst.Is4() {
+			return fmt.Errorf("vrrp socket: send to %v: %w", dst, packet.ErrFamily)
+		}
+		return sendmsg4(c.fd, msg, dst, c.ifindex, c.src)
+	}
+	if !dst.Is6() || dst.Is4In6() {
+		return fmt.Errorf("vrrp socket: send to %v: %w", dst, packet.ErrFamily)
+	}
+	return sendmsg6(c.fd, msg, dst, c.ifindex, c.src)
+}
+
+func (c *raw) Close() error {
+	if c.closed.Swap(true) {
+		return nil
+	}
+	// A raw socket is never connected, so shutdown reports ENOTCONN, but
+	// it still wakes a ReadFrom waiting in poll.
+	unix.Shutdown(c.fd, unix.SHUT_RDWR)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return unix.Close(c.fd)
 }

@@ -5,7 +5,8 @@
 // the IP header: source, destination and TTL.
 //
 // Conn is the seam: Listen opens the real sockets, Hub is an in-memory
-// LAN for tests of whatever drives VRRP.
+// LAN for tests of whatever drives VRRP. A Conn that is also a Poller can
+// be driven from a caller's own epoll loop.
 package transport
 
 import (
@@ -26,8 +27,27 @@ type Conn interface {
 	Close() error
 }
 
-// ErrClosed is returned by a closed Conn.
-var ErrClosed = errors.New("vrrp transport closed")
+// Poller is a Conn whose caller waits for it itself: vrrpd's VRRP
+// thread puts Fd in its own epoll set and reads with ReadNow, so a
+// message reaches the state machine without the Go netpoller, a
+// goroutine switch or an allocation. The Conns Listen returns are
+// Pollers; a Hub's are not.
+type Poller interface {
+	Conn
+	// Fd is the socket, to wait on for EPOLLIN. It is valid until Close;
+	// the caller must not read, write or close it itself.
+	Fd() int
+	// ReadNow is ReadFrom that never waits: ErrWouldBlock when no
+	// message is queued. It does not allocate.
+	ReadNow(b []byte) (int, packet.RecvMeta, error)
+}
+
+var (
+	// ErrClosed is returned by a closed Conn.
+	ErrClosed = errors.New("vrrp transport closed")
+	// ErrWouldBlock is ReadNow's "nothing queued".
+	ErrWouldBlock = errors.New("vrrp transport: no message queued")
+)
 
 // Options say what to open.
 type Options struct {

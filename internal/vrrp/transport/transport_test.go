@@ -145,3 +145,130 @@ func TestRawSockets(t *testing.T) {
 		t.Fatalf("ipv6 multicast: %v", r)
 	}
 }
+
+// readNow polls a Poller until a message arrives.
+func readNow(t *testing.T, c transport.Conn) ([]byte, packet.RecvMeta) {
+	t.Helper()
+	p, ok := c.(transport.Poller)
+	if !ok {
+		t.Fatalf("%T is not a Poller", c)
+	}
+	b := make([]byte, 1500)
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		n, meta, err := p.ReadNow(b)
+		if err == transport.ErrWouldBlock {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b[:n], meta
+	}
+	t.Fatal("nothing received within 3s")
+	return nil, packet.RecvMeta{}
+}
+
+// TestPoller reads with ReadNow what WriteTo sent, IPv4 and IPv6, and
+// checks that neither allocates: the VRRP thread relies on both.
+func TestPoller(t *testing.T) {
+	bed := netnstest.New(t)
+	bed.Host("a", "10.77.2.1/24", "fd77:2::1/64")
+	bed.Host("b", "10.77.2.2/24", "fd77:2::2/64")
+	a4, a6 := netip.MustParseAddr("10.77.2.1"), netip.MustParseAddr("fd77:2::1")
+	open := func(h string, o transport.Options) transport.Conn {
+		var c transport.Conn
+		if err := bed.Do(h, func() (err error) {
+			c, err = transport.Listen(context.Background(), o)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	for _, tc := range []struct {
+		name  string
+		v     uint8
+		fam   packet.Family
+		src   netip.Addr
+		group netip.Addr
+	}{
+		{"ipv4", 2, packet.IPv4, a4, packet.GroupIPv4},
+		{"ipv6", 3, packet.IPv6, a6, packet.GroupIPv6},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ca := open("a", transport.Options{Interface: "eth0", Family: tc.fam, Src: tc.src, Group: tc.group})
+			cb := open("b", transport.Options{Interface: "eth0", Family: tc.fam, Group: tc.group})
+			vip := netip.MustParseAddr("10.77.2.100")
+			if tc.fam == packet.IPv6 {
+				vip = netip.MustParseAddr("fd77:2::100")
+			}
+			msg := advert(t, tc.v, tc.fam, tc.src, tc.group, vip)
+			if _, _, err := cb.(transport.Poller).ReadNow(make([]byte, 1500)); err != transport.ErrWouldBlock {
+				t.Fatalf("ReadNow on an empty socket: %v", err)
+			}
+			if err := ca.WriteTo(msg, tc.group); err != nil {
+				t.Fatal(err)
+			}
+			b, meta := readNow(t, cb)
+			if meta.Src != tc.src || meta.Dst != tc.group || meta.TTL != 255 {
+				t.Fatalf("meta %+v", meta)
+			}
+			if _, r := packet.Validate(b, meta, expect(tc.v, tc.fam, false, vip)); r != packet.DropNone {
+				t.Fatalf("validate: %v", r)
+			}
+			buf := make([]byte, 1500)
+			p := cb.(transport.Poller)
+			allocs := testing.AllocsPerRun(50, func() {
+				if err := ca.WriteTo(msg, tc.group); err != nil {
+					t.Fatal(err)
+				}
+				for {
+					if _, _, err := p.ReadNow(buf); err != transport.ErrWouldBlock {
+						break
+					}
+				}
+			})
+			if allocs != 0 {
+				t.Errorf("WriteTo and ReadNow: %v allocations per message, want 0", allocs)
+			}
+			ca.Close()
+			if err := ca.WriteTo(msg, tc.group); err != transport.ErrClosed {
+				t.Errorf("WriteTo after Close: %v", err)
+			}
+		})
+	}
+}
+
+// TestCloseWakesReadFrom: ReadFrom waits in poll(2); Close must end the
+// wait at once, not after poll's timeout.
+func TestCloseWakesReadFrom(t *testing.T) {
+	bed := netnstest.New(t)
+	bed.Host("a", "10.77.3.1/24")
+	var c transport.Conn
+	if err := bed.Do("a", func() (err error) {
+		c, err = transport.Listen(context.Background(), transport.Options{Interface: "eth0", Family: packet.IPv4, Group: packet.GroupIPv4})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := c.ReadFrom(make([]byte, 1500))
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	start := time.Now()
+	c.Close()
+	select {
+	case err := <-done:
+		if err != transport.ErrClosed {
+			t.Fatalf("ReadFrom after Close: %v", err)
+		}
+		if d := time.Since(start); d > 500*time.Millisecond {
+			t.Errorf("ReadFrom returned %v after Close", d)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("ReadFrom still waiting 3s after Close")
+	}
+}
