@@ -203,8 +203,8 @@ func TestRealtimeThread(t *testing.T) {
 		t.Errorf("realtime thread %v, want priority %d", rr, vrrpd.DefaultRTPriority)
 	}
 	var lim unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_RTTIME, &lim); err != nil || lim.Max != vrrpd.DefaultRlimitRTTime || lim.Cur != vrrpd.DefaultRlimitRTTime/2 {
-		t.Errorf("RLIMIT_RTTIME %+v (%v), want %d/%d", lim, err, vrrpd.DefaultRlimitRTTime/2, vrrpd.DefaultRlimitRTTime)
+	if err := unix.Getrlimit(unix.RLIMIT_RTTIME, &lim); err != nil || lim.Max != vrrpd.DefaultRlimitRTTime || lim.Cur != vrrpd.DefaultRlimitRTTime {
+		t.Errorf("RLIMIT_RTTIME %+v (%v), want %d/%d", lim, err, vrrpd.DefaultRlimitRTTime, vrrpd.DefaultRlimitRTTime)
 	}
 	n.stop()
 	waitFor(t, "no SCHED_RR thread after stop", 2*time.Second, func() bool { return len(rtThreads(t)) == 0 })
@@ -245,7 +245,7 @@ func TestSchedulingIsLogged(t *testing.T) {
 	n.stop()
 	want := `level=WARN msg="vrrp thread in normal scheduling: realtime refused`
 	if os.Geteuid() == 0 {
-		want = `level=INFO msg="vrrp thread realtime" policy=SCHED_RR priority=1 rlimit_rttime_us=10000 configured=false`
+		want = `level=INFO msg="vrrp thread realtime" policy=SCHED_RR priority=1 rlimit_rttime_us=1000000 configured=false`
 	}
 	if got := buf.String(); strings.Count(got, "vrrp thread") != 1 || !strings.Contains(got, want) {
 		t.Errorf("log does not say once %s:\n%s", want, got)

@@ -45,9 +45,12 @@ const (
 	// DefaultRTPriority is the VRRP thread's SCHED_RR priority when
 	// global_defs has no vrrp_rt_priority.
 	DefaultRTPriority = 1
-	// DefaultRlimitRTTime is keepalived's vrrp_rlimit_rttime default,
-	// in microseconds.
-	DefaultRlimitRTTime = 10000
+	// DefaultRlimitRTTime is the limit, in microseconds, when global_defs
+	// has no vrrp_rlimit_rttime. keepalived's 10000 (10 ms) got keepvs
+	// SIGKILLed on a slow machine (qemu TCG) right after becoming MASTER,
+	// so keepvs guards only against a true runaway: one second of
+	// real-time CPU without sleeping.
+	DefaultRlimitRTTime = 1000000
 )
 
 // schedule sets the calling thread's scheduling, which must be locked
@@ -76,7 +79,7 @@ func (n *Node) schedule() time.Duration {
 		n.nice(tid)
 		return 0
 	}
-	lim := unix.Rlimit{Cur: uint64(max(rttime/2, 1)), Max: uint64(rttime)}
+	lim := unix.Rlimit{Cur: uint64(rttime), Max: uint64(rttime)} // SIGKILL at the limit, no SIGXCPU first (Go would crash on it)
 	if err := unix.Setrlimit(unix.RLIMIT_RTTIME, &lim); err != nil {
 		// Raising a hard limit needs CAP_SYS_RESOURCE: the process's
 		// limit (an earlier node's, or the service manager's) stays.
