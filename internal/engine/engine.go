@@ -117,13 +117,25 @@ func (e *Engine) Load(ctx context.Context, cfg *model.Config) error {
 		return nil
 	}
 	for _, v := range states {
-		if err := e.addVS(ctx, v); err != nil {
+		if err := e.addVS(ctx, v, slog.LevelDebug); err != nil {
 			return err
 		}
 		e.vss = append(e.vss, v)
 	}
+	e.loaded(states)
 	e.cfg = cfg
 	return nil
+}
+
+// loaded logs a load's sum: one line per virtual server (at Debug) is
+// thousands at the start of a large configuration.
+func (e *Engine) loaded(states []*vsState) {
+	nsvc, nrs := 0, 0
+	for _, v := range states {
+		nsvc += len(v.services)
+		nrs += len(v.rss)
+	}
+	e.log.Info("virtual services up", "virtual_servers", len(states), "services", nsvc, "real_servers", nrs)
 }
 
 // states builds the run-time state of a configuration, without touching
@@ -167,8 +179,8 @@ func newVSState(vs *model.VirtualServer, checks bool) *vsState {
 }
 
 // addVS installs a new virtual server: its services, its checks, then its
-// destinations.
-func (e *Engine) addVS(ctx context.Context, v *vsState) error {
+// destinations; it logs the virtual server up at level.
+func (e *Engine) addVS(ctx context.Context, v *vsState, level slog.Level) error {
 	for _, s := range v.services {
 		if err := e.dp.AddService(ctx, s); err != nil {
 			return fmt.Errorf("%s: virtual_server %s: %w", v.vs.Pos, s.ServiceKey, err)
@@ -183,7 +195,7 @@ func (e *Engine) addVS(ctx context.Context, v *vsState) error {
 	if err := e.reconcile(ctx, v); err != nil {
 		return err
 	}
-	e.log.Info("virtual service up", "vs", v.id, "sched", v.vs.Scheduler, "rs", len(v.rss), "services", len(v.services))
+	e.log.Log(ctx, level, "virtual service up", "vs", v.id, "sched", v.vs.Scheduler, "rs", len(v.rss), "services", len(v.services))
 	return nil
 }
 
@@ -226,7 +238,7 @@ func (e *Engine) loadBulk(ctx context.Context, b bulkAdder, states []*vsState) e
 		}
 	}
 	errs := b.AddBulk(ctx, want)
-	i, nrs := 0, 0
+	i := 0
 	for n, v := range states {
 		var verrs []error
 		for _, s := range v.services {
@@ -247,13 +259,10 @@ func (e *Engine) loadBulk(ctx context.Context, b bulkAdder, states []*vsState) e
 			e.stopAll(states[n:])
 			return errors.Join(verrs...)
 		}
-		// One line per virtual server is thousands at the start of a
-		// large configuration: those at Debug, the sum at Info.
 		e.log.Debug("virtual service up", "vs", v.id, "sched", v.vs.Scheduler, "rs", len(v.rss), "services", len(v.services))
 		e.vss = append(e.vss, v)
-		nrs += len(v.rss)
 	}
-	e.log.Info("virtual services up", "virtual_servers", len(states), "services", nsvc, "real_servers", nrs)
+	e.loaded(states)
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 
 	"github.com/keepvs/keepvs/internal/lvs"
@@ -32,7 +33,7 @@ func (e *Engine) Reload(ctx context.Context, cfg *model.Config) error {
 	for _, nv := range next {
 		ov, ok := old[nv.id]
 		if !ok {
-			if err := e.addVS(ctx, nv); err != nil {
+			if err := e.addVS(ctx, nv, slog.LevelInfo); err != nil {
 				errs = append(errs, err)
 			}
 			continue

@@ -69,8 +69,7 @@ type Global struct {
 	VRRPRTPriority int `json:"vrrp_rt_priority,omitempty"`
 	// VRRPRlimitRTTime is vrrp_rlimit_rttime: the CPU time, in
 	// microseconds, the realtime VRRP thread may use without sleeping
-	// (RLIMIT_RTTIME; SIGXCPU at half, SIGKILL at all of it). 0 when not
-	// written: keepalived's 10000.
+	// (RLIMIT_RTTIME). 0 when not written: vrrpd.DefaultRlimitRTTime.
 	VRRPRlimitRTTime int `json:"vrrp_rlimit_rttime,omitempty"`
 
 	DynamicInterfaces *DynamicInterfaces `json:"dynamic_interfaces,omitempty"`
