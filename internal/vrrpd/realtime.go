@@ -30,8 +30,11 @@ import (
 // daemon) asks for normal scheduling.
 //
 // A runaway realtime thread would starve its CPU, so RLIMIT_RTTIME is
-// set as keepalived sets it: SIGXCPU (logged) at half of
-// vrrp_rlimit_rttime of CPU time without sleeping, SIGKILL at all of it.
+// set to vrrp_rlimit_rttime of CPU time without sleeping (default 1 s,
+// not keepalived's 10 ms: see DefaultRlimitRTTime), soft and hard alike,
+// so the kernel's answer is SIGKILL at the limit. A lower limit already in
+// force with a soft part below it (one this process cannot raise) sends
+// SIGXCPU first, which watchRTTime logs.
 // The limit belongs to the process but the kernel counts it per thread,
 // and only for realtime threads: only the VRRP thread is one (threads
 // and processes started from it begin in normal scheduling,
@@ -79,7 +82,7 @@ func (n *Node) schedule() time.Duration {
 		n.nice(tid)
 		return 0
 	}
-	lim := unix.Rlimit{Cur: uint64(rttime), Max: uint64(rttime)} // SIGKILL at the limit, no SIGXCPU first (Go would crash on it)
+	lim := unix.Rlimit{Cur: uint64(rttime), Max: uint64(rttime)}
 	if err := unix.Setrlimit(unix.RLIMIT_RTTIME, &lim); err != nil {
 		// Raising a hard limit needs CAP_SYS_RESOURCE: the process's
 		// limit (an earlier node's, or the service manager's) stays.
@@ -115,7 +118,8 @@ func (n *Node) nice(tid int) {
 }
 
 // watchRTTime logs the SIGXCPU the kernel sends when the VRRP thread
-// nears its RLIMIT_RTTIME, until stop is closed.
+// passes a soft RLIMIT_RTTIME below the hard one (only a limit inherited
+// and not raised has one), until stop is closed.
 func (n *Node) watchRTTime(stop <-chan struct{}) {
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGXCPU)
