@@ -185,10 +185,15 @@ func (p *poller) cancel(o *op) {
 		p.launchQueuedLocked()
 		return
 	}
+	p.dequeueLocked(o)
+}
+
+// dequeueLocked takes o, waiting for a slot, off the queue.
+func (p *poller) dequeueLocked(o *op) {
 	for i, q := range p.queued {
 		if q == o {
 			p.queued = append(p.queued[:i], p.queued[i+1:]...)
-			break
+			return
 		}
 	}
 }
@@ -269,12 +274,7 @@ func (p *poller) loop() {
 				unix.Close(int(o.fd))
 				o.fd = -1
 			} else {
-				for i, q := range p.queued {
-					if q == o {
-						p.queued = append(p.queued[:i], p.queued[i+1:]...)
-						break
-					}
-				}
+				p.dequeueLocked(o)
 			}
 			o.res = failed(o, "timeout")
 			o.finished = true

@@ -382,6 +382,48 @@ done
 	return b.String()
 }
 
+// newImage skips unless qemu, Debian's kernel and the real tools are here
+// (and not -short; long says how long the VM runs), and returns an
+// initramfs holding a fresh static keepvs as /usr/sbin/keepvs and the real
+// ipvsadm, keepalived and ip; dir is its scratch directory.
+func newImage(t *testing.T, long string) (qemu.Host, *qemu.Image, string) {
+	t.Helper()
+	h, err := qemu.Find()
+	if err != nil {
+		t.Skip(err)
+	}
+	if testing.Short() {
+		t.Skipf("boots a VM for %s; skipped with -short", long)
+	}
+	for _, p := range []string{"/usr/sbin/ipvsadm", "/usr/sbin/keepalived", "/usr/bin/ip"} {
+		if _, err := os.Stat(p); err != nil {
+			t.Skipf("%s not installed (apt-get install -y ipvsadm keepalived iproute2)", p)
+		}
+	}
+	dir := t.TempDir()
+	goBuild(t, "build", "-buildvcs=false", "-o", filepath.Join(dir, "keepvs"), "github.com/keepvs/keepvs/cmd/keepvs")
+	im, err := qemu.NewImage(h, filepath.Join(dir, "root"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	must := mustFunc(t)
+	must(im.AddFile(filepath.Join(dir, "keepvs"), "/usr/sbin/keepvs", 0o755))
+	must(im.AddBinary("/usr/sbin/ipvsadm", ""))
+	must(im.AddBinary("/usr/sbin/keepalived", ""))
+	must(im.AddBinary("/usr/bin/ip", "/usr/local/bin/ip"))
+	return h, im, dir
+}
+
+// mustFunc fails t on a non-nil error.
+func mustFunc(t *testing.T) func(error) {
+	return func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func goBuild(t *testing.T, args ...string) {
 	t.Helper()
 	cmd := exec.Command("go", args...)
@@ -400,39 +442,12 @@ var (
 // TestKernel boots once and checks everything the issue asks of the kernel
 // data plane; the subtests read their parts of the VM's output.
 func TestKernel(t *testing.T) {
-	h, err := qemu.Find()
-	if err != nil {
-		t.Skip(err)
-	}
-	if testing.Short() {
-		t.Skip("boots a VM for about two minutes; skipped with -short")
-	}
-	for _, p := range []string{"/usr/sbin/ipvsadm", "/usr/sbin/keepalived", "/usr/bin/ip"} {
-		if _, err := os.Stat(p); err != nil {
-			t.Skipf("%s not installed (apt-get install -y ipvsadm keepalived iproute2)", p)
-		}
-	}
-	dir := t.TempDir()
-	goBuild(t, "build", "-buildvcs=false", "-o", filepath.Join(dir, "keepvs"), "github.com/keepvs/keepvs/cmd/keepvs")
+	h, im, dir := newImage(t, "about two minutes")
 	goBuild(t, "test", "-c", "-o", filepath.Join(dir, "guest.test"), "github.com/keepvs/keepvs/internal/dataplane/ipvs/qemutest")
-
-	im, err := qemu.NewImage(h, filepath.Join(dir, "root"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	must(im.AddFile(filepath.Join(dir, "keepvs"), "/usr/sbin/keepvs", 0o755))
+	must := mustFunc(t)
 	must(im.AddFile(filepath.Join(dir, "guest.test"), "/guest.test", 0o755))
 	must(os.MkdirAll(filepath.Join(dir, "root/opt/kv"), 0o755))
 	must(os.Symlink("/usr/sbin/keepvs", filepath.Join(dir, "root/opt/kv/ipvsadm")))
-	must(im.AddBinary("/usr/sbin/ipvsadm", ""))
-	must(im.AddBinary("/usr/sbin/keepalived", ""))
-	must(im.AddBinary("/usr/bin/ip", "/usr/local/bin/ip"))
 	must(im.AddModules(qemu.IPVSModules...))
 	must(im.AddData("/large.conf", largeConfig(2000, 20), 0o644))
 	seeds, _ := filepath.Glob("../../../model/testdata/seeds/*.conf")

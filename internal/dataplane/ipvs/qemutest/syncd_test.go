@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -259,37 +258,9 @@ func syncdScript(scen []syncdScenario) string {
 // with --dataplane ipvs and in Debian's keepalived, in the same VM, and
 // compares what the real ipvsadm lists of the kernel's sync daemons.
 func TestKernelSyncDaemon(t *testing.T) {
-	h, err := qemu.Find()
-	if err != nil {
-		t.Skip(err)
-	}
-	if testing.Short() {
-		t.Skip("boots a VM for about a minute; skipped with -short")
-	}
-	for _, p := range []string{"/usr/sbin/ipvsadm", "/usr/sbin/keepalived", "/usr/bin/ip"} {
-		if _, err := os.Stat(p); err != nil {
-			t.Skipf("%s not installed (apt-get install -y ipvsadm keepalived iproute2)", p)
-		}
-	}
-	dir := t.TempDir()
-	goBuild(t, "build", "-buildvcs=false", "-o", filepath.Join(dir, "keepvs"), "github.com/keepvs/keepvs/cmd/keepvs")
-	im, err := qemu.NewImage(h, filepath.Join(dir, "root"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	must(im.AddFile(filepath.Join(dir, "keepvs"), "/usr/sbin/keepvs", 0o755))
-	must(im.AddBinary("/usr/sbin/ipvsadm", ""))
-	must(im.AddBinary("/usr/sbin/keepalived", ""))
-	must(im.AddBinary("/usr/bin/ip", "/usr/local/bin/ip"))
-	// keepvs's announce opens every netlink family vishvananda/netlink
-	// knows: xfrm_user and nfnetlink must be loaded for it to start.
-	modules := []string{"veth", "xfrm_user", "nfnetlink"}
+	h, im, _ := newImage(t, "about a minute")
+	must := mustFunc(t)
+	modules := []string{"veth"}
 	must(im.AddModules(append(slices.Clone(qemu.IPVSModules), modules...)...))
 	for i, s := range syncdScenarios {
 		for _, d := range syncdDaemons {
