@@ -138,13 +138,24 @@ func (s *syncDaemons) start(ctx context.Context, cfg *model.Config) {
 		return
 	}
 	s.want = w
+	s.begin(ctx)
+}
+
+// begin starts what s.want asks for now: both daemons with no instance
+// named, else the one for the instance's state. It reports false when the
+// instance has no state yet (its daemon starts with its first one).
+func (s *syncDaemons) begin(ctx context.Context) bool {
 	s.clearStale(ctx)
-	if w.inst == "" {
+	if s.want.inst == "" {
 		s.run(ctx, false)
 		s.run(ctx, true)
-	} else if st, ok := s.states[w.inst]; ok {
+		return true
+	}
+	st, ok := s.states[s.want.inst]
+	if ok {
 		s.follow(ctx, st)
 	}
+	return ok
 }
 
 // clearStale stops the sync daemons the kernel runs that keepvs did not
@@ -255,28 +266,21 @@ func (s *syncDaemons) reload(ctx context.Context, cfg *model.Config) {
 	if w.on && s.notAvailable() {
 		return
 	}
+	s.haltAll(ctx)
+	s.want = w
+	if w.on && !s.begin(ctx) {
+		s.log.Info("lvs_sync_daemon: its vrrp_instance has not started; the sync daemon starts with it", "instance", w.inst)
+	}
+}
+
+// haltAll stops the daemons keepvs runs.
+func (s *syncDaemons) haltAll(ctx context.Context) {
 	if s.master {
 		s.halt(ctx, false)
 	}
 	if s.backup {
 		s.halt(ctx, true)
 	}
-	s.want = w
-	if !w.on {
-		return
-	}
-	s.clearStale(ctx)
-	if w.inst == "" {
-		s.run(ctx, false)
-		s.run(ctx, true)
-		return
-	}
-	st, ok := s.states[w.inst]
-	if !ok {
-		s.log.Info("lvs_sync_daemon: its vrrp_instance has not started; the sync daemon starts with it", "instance", w.inst)
-		return
-	}
-	s.follow(ctx, st)
 }
 
 // stop stops the daemons keepvs started; transitions after it are
@@ -288,12 +292,7 @@ func (s *syncDaemons) stop(ctx context.Context) {
 	if s.kernel == nil {
 		return
 	}
-	if s.master {
-		s.halt(ctx, false)
-	}
-	if s.backup {
-		s.halt(ctx, true)
-	}
+	s.haltAll(ctx)
 }
 
 func daemonAttrs(d ipvsadm.SyncDaemon, err error) []any {
