@@ -482,7 +482,7 @@ func (r *Runner) applyLocked(c *checkState, res Result) {
 	s.up, s.eff = s.state()
 
 	switch {
-	case c.v.up && (!prev.up || !prev.hasRun):
+	case res.OK && c.v.up && (!prev.up || !prev.hasRun):
 		r.log.Info("checker up", "rs", s.id, "check", c.spec.Name)
 	case !c.v.up && prev.up:
 		r.log.Info("checker down", "rs", s.id, "check", c.spec.Name, "reason", res.Reason, "retries", c.spec.Retry)
