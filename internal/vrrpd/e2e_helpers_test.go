@@ -85,6 +85,11 @@ func startDirector(t testing.TB, bed *netnstest.Bed, host, kind, conf string) *d
 		d.sock = filepath.Join(d.dir, "k.sock")
 		d.cmd = bed.Command(host, keepvsBinary(t), "-f", cfg, "-l", "-D", "-n", "--control-socket", d.sock, "-p", filepath.Join(d.dir, "pid"))
 		d.cmd.Env = append(os.Environ(), "KEEPVS_STATE_DIR="+d.dir)
+		if e := os.Getenv("KEEPVS_DIRECTOR_ENV"); e != "" {
+			// Benchmarks: an environment for the keepvs directors only
+			// (GOMAXPROCS=3, say), not for the test itself.
+			d.cmd.Env = append(d.cmd.Env, strings.Fields(e)...)
+		}
 		if kind == "keepvs-nort" {
 			// keepvs with its VRRP thread in normal scheduling, to
 			// measure what realtime buys.

@@ -1,6 +1,10 @@
 package vrrpd_test
 
 import (
+	"path/filepath"
+
+	"github.com/keepvs/keepvs/internal/api"
+
 	"context"
 	"net/netip"
 	"os"
@@ -67,6 +71,9 @@ func TestFailoverBench(t *testing.T) {
 	type load struct {
 		name              string
 		goroutines, procs int
+		// poll: the test asks the master's status API without pause,
+		// so the daemon allocates and collects garbage all the time.
+		poll bool
 	}
 	kinds := []string{"keepvs", "keepalived"}
 	if os.Getenv("KEEPVS_FAILOVER_BENCH_NORT") == "1" {
@@ -76,7 +83,13 @@ func TestFailoverBench(t *testing.T) {
 	// The backup's master down interval: 3 adverts and its skew,
 	// (256-50)/256 of an advert.
 	downInterval := 3*advert + (256-50)*advert/256
-	for li, ld := range []load{{"busy", runtime.NumCPU(), 0}, {"busier", 2 * runtime.NumCPU(), runtime.NumCPU()}} {
+	loads := []load{{"busy", runtime.NumCPU(), 0, false}, {"busier", 2 * runtime.NumCPU(), runtime.NumCPU(), false}}
+	if os.Getenv("KEEPVS_FAILOVER_BENCH_HEAVY") == "1" {
+		// A load average near 6 per core from other programs, and a
+		// master daemon busy answering its API (the collector runs).
+		loads = append(loads, load{"heavy", 0, 6 * runtime.NumCPU(), true})
+	}
+	for li, ld := range loads {
 		for j, kind := range kinds {
 			t.Run("v3-advert-10ms-"+ld.name+"-"+kind, func(t *testing.T) {
 				l := newLAN(t, 110+len(kinds)*li+j)
@@ -95,6 +108,22 @@ func TestFailoverBench(t *testing.T) {
 					}()
 				}
 				stopProcs := busyProcesses(t, ld.procs)
+				if n := os.Getenv("KEEPVS_FAILOVER_BENCH_RENICE"); n != "" && kind != "keepalived" {
+					b, _ := os.ReadFile(filepath.Join(m.dir, "pid"))
+					pid := strings.TrimSpace(string(b))
+					ts, _ := os.ReadDir("/proc/" + pid + "/task")
+					for _, tk := range ts {
+						exec.Command("renice", "-n", n, "-p", tk.Name()).Run()
+					}
+					t.Logf("reniced %d threads of %s to %s", len(ts), pid, n)
+				}
+				if ld.poll && kind != "keepalived" {
+					go func() {
+						for ctx.Err() == nil {
+							pollStatus(ctx, m.sock)
+						}
+					}()
+				}
 				probe := startStallProbe(10 * time.Second)
 				held := false
 				from := time.Now()
@@ -111,6 +140,15 @@ func TestFailoverBench(t *testing.T) {
 				platform := probe()
 				t.Logf("RESULT %s v3 advert 10ms, %s (%d goroutines, %d processes spinning) 10 s: false failover: %v (backup held the vip: %v, sent %d adverts); master: %v; platform: %s",
 					kind, ld.name, ld.goroutines, ld.procs, falseFailover, held, bs.count, ms, platform)
+				if strings.HasPrefix(kind, "keepvs") {
+					time.Sleep(200 * time.Millisecond) // the worker writes the log
+					b, _ := os.ReadFile(m.logPath)
+					for _, line := range strings.Split(string(b), "\n") {
+						if strings.Contains(line, "Go scheduler") || strings.Contains(line, "ran late") {
+							t.Logf("master's log: %s", line)
+						}
+					}
+				}
 				if kind != "keepvs" {
 					return
 				}
@@ -183,4 +221,17 @@ func startStallProbe(d time.Duration) func() string {
 		out <- strings.TrimSpace(string(b))
 	}()
 	return func() string { return <-out }
+}
+
+// pollStatus asks a daemon for its status once, ignoring failures.
+func pollStatus(ctx context.Context, sock string) {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	c, err := api.Dial(ctx, sock)
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	var st any
+	c.Status(ctx, &st)
 }

@@ -226,6 +226,9 @@ func (n *Node) doJob(j job) {
 			if j.err != nil {
 				attrs = append(attrs, "err", j.err)
 			}
+			if j.late > 0 {
+				attrs = append(attrs, "worst", j.late)
+			}
 			if j.count > 0 {
 				attrs = append(attrs, "times", j.count)
 			}

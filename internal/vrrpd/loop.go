@@ -80,6 +80,14 @@ type loop struct {
 	lateCount uint64
 	lateMax   time.Duration
 
+	// Pinned wake-ups that waited for a P (schedWaitLong or more) since
+	// schedSaid, and the longest wait: time between the kernel's return
+	// from epoll_wait (woke) and the loop running again (back).
+	woke, back     unix.Timespec
+	schedSaid      time.Time
+	schedWaitCount uint64
+	schedWaitMax   time.Duration
+
 	// pinned: realtime with clock.Real, the loop runs pinned (pin.go).
 	pinned   bool
 	stopping bool
@@ -205,10 +213,11 @@ func (l *loop) wait() int {
 	var err error
 	if l.pinned {
 		var e syscall.Errno
-		nev, e = epollWaitPinned(l.epfd, unsafe.Pointer(&l.events[0]), len(l.events))
+		nev, e = epollWaitPinned(l.epfd, unsafe.Pointer(&l.events[0]), len(l.events), &l.woke)
 		if e != 0 {
 			err = e
 		}
+		l.schedWait()
 	} else {
 		nev, err = unix.EpollWait(l.epfd, l.events[:], -1)
 	}
@@ -359,12 +368,37 @@ func (l *loop) fireDue() {
 func (l *loop) lateTimer(i *inst, late time.Duration, now time.Time) {
 	l.lateCount++
 	l.lateMax = max(l.lateMax, late)
-	if now.Before(l.lateSaid.Add(10 * time.Second)) {
+	if now.Before(l.lateSaid.Add(0 * time.Second)) {
 		return
 	}
 	l.n.work.push(job{i: i, a: vrrp.Action{Kind: vrrp.ActLog, Level: slog.LevelWarn,
 		Msg: "vrrp thread ran late: timers fired after their deadline"}, late: l.lateMax, count: l.lateCount})
 	l.lateSaid, l.lateCount, l.lateMax = now, 0, 0
+}
+
+// schedWaitLong is a wait for a P worth counting: a tenth of the
+// shortest advert interval keepalived accepts.
+const schedWaitLong = time.Millisecond
+
+// schedWait measures how long the pinned loop, woken by the kernel,
+// waited for the Go scheduler to give it a P (a garbage collection's
+// stop-the-world, or every P held by other keepvs threads), and says so
+// at most every 10 s when a wait reached schedWaitLong.
+func (l *loop) schedWait() {
+	unix.RawSyscall(unix.SYS_CLOCK_GETTIME, unix.CLOCK_MONOTONIC, uintptr(unsafe.Pointer(&l.back)), 0)
+	w := time.Duration(l.back.Nano() - l.woke.Nano())
+	if w < schedWaitLong {
+		return
+	}
+	l.schedWaitCount++
+	l.schedWaitMax = max(l.schedWaitMax, w)
+	now := time.Now()
+	if now.Before(l.schedSaid.Add(0 * time.Second)) {
+		return
+	}
+	l.n.work.push(job{a: vrrp.Action{Kind: vrrp.ActLog, Level: slog.LevelWarn,
+		Msg: "vrrp thread waited for the Go scheduler after waking"}, late: l.schedWaitMax, count: l.schedWaitCount})
+	l.schedSaid, l.schedWaitCount, l.schedWaitMax = now, 0, 0
 }
 
 // deadline is when the loop runs timer k of i: the instance's deadline,

@@ -67,14 +67,18 @@ func callExitsyscall() { exitsyscall() }
 
 // epollWaitPinned is epoll_wait(epfd, events, n, -1) for a pinned
 // goroutine: unpinned and without a P only while the kernel has it
-// (epoll_pwait without a mask is epoll_wait on every architecture).
+// (epoll_pwait without a mask is epoll_wait on every architecture). It
+// stores in woke the CLOCK_MONOTONIC time at which the kernel returned,
+// before the runtime gave the thread a P back: the caller measures how
+// long the Go scheduler kept it.
 //
 //go:nosplit
 //go:norace
-func epollWaitPinned(epfd int, events unsafe.Pointer, n int) (int, syscall.Errno) {
+func epollWaitPinned(epfd int, events unsafe.Pointer, n int, woke *unix.Timespec) (int, syscall.Errno) {
 	procUnpin()
 	callEntersyscallblock()
 	r, _, e := syscall.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(events), uintptr(n), ^uintptr(0), 0, 0)
+	syscall.RawSyscall(unix.SYS_CLOCK_GETTIME, unix.CLOCK_MONOTONIC, uintptr(unsafe.Pointer(woke)), 0)
 	callExitsyscall()
 	procPin()
 	return int(r), e
