@@ -14,7 +14,12 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args, os.Stdin, os.Stdout, os.Stderr)
+	var code int
+	if os.Getenv(vrrpChildFDEnv) != "" {
+		code = vrrpChildMain(ctx, os.Stderr) // the daemon's VRRP process (vrrpchild.go)
+	} else {
+		code = run(ctx, os.Args, os.Stdin, os.Stdout, os.Stderr)
+	}
 	stop()
 	os.Exit(code)
 }

@@ -26,6 +26,7 @@ type option struct {
 type parsed struct {
 	values map[string][]string
 	rest   []string
+	argv   []string // as given, for a child process that parses them again
 }
 
 func (p parsed) has(name string) bool { return len(p.values[name]) > 0 }
@@ -41,7 +42,7 @@ func (p parsed) get(name, def string) string {
 // does: bundled short flags (-lDn), -fFILE or -f FILE, --long=VALUE or
 // --long VALUE, and "--" ending the options.
 func parseOptions(opts []option, argv []string) (parsed, error) {
-	p := parsed{values: map[string][]string{}}
+	p := parsed{values: map[string][]string{}, argv: argv}
 	byShort := map[byte]option{}
 	byLong := map[string]option{}
 	for _, o := range opts {

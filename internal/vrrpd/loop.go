@@ -368,7 +368,7 @@ func (l *loop) fireDue() {
 func (l *loop) lateTimer(i *inst, late time.Duration, now time.Time) {
 	l.lateCount++
 	l.lateMax = max(l.lateMax, late)
-	if now.Before(l.lateSaid.Add(0 * time.Second)) {
+	if now.Before(l.lateSaid.Add(10 * time.Second)) {
 		return
 	}
 	l.n.work.push(job{i: i, a: vrrp.Action{Kind: vrrp.ActLog, Level: slog.LevelWarn,
@@ -393,7 +393,7 @@ func (l *loop) schedWait() {
 	l.schedWaitCount++
 	l.schedWaitMax = max(l.schedWaitMax, w)
 	now := time.Now()
-	if now.Before(l.schedSaid.Add(0 * time.Second)) {
+	if now.Before(l.schedSaid.Add(10 * time.Second)) {
 		return
 	}
 	l.n.work.push(job{a: vrrp.Action{Kind: vrrp.ActLog, Level: slog.LevelWarn,
