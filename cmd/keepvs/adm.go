@@ -58,8 +58,10 @@ func (l *lazyDataplane) get(ctx context.Context) (dataplane.Dataplane, error) {
 
 func (l *lazyDataplane) Name() string { return "lazy" }
 
-// The sync daemons are the kernel's: only a data plane that has them (the
-// kernel's, without a daemon in front) starts and lists them.
+// The sync daemons are the kernel's: a data plane that has them starts
+// and lists them — the kernel's, directly or through a keepvs daemon
+// running it (the API client forwards them; a daemon whose data plane has
+// none lists none and refuses to start one).
 
 func (l *lazyDataplane) StartDaemon(ctx context.Context, d ipvsadm.SyncDaemon) error {
 	return l.do(ctx, func(dp dataplane.Dataplane) error {

@@ -20,6 +20,7 @@ import (
 	"github.com/keepvs/keepvs/internal/dataplane/ipvs"
 	"github.com/keepvs/keepvs/internal/dataplane/proxy"
 	"github.com/keepvs/keepvs/internal/engine"
+	"github.com/keepvs/keepvs/internal/ipvsadm"
 	"github.com/keepvs/keepvs/internal/lvs"
 	"github.com/keepvs/keepvs/internal/model"
 	"github.com/keepvs/keepvs/internal/sched"
@@ -191,6 +192,9 @@ func serve(ctx context.Context, prog, path string, src []byte, copt conf.Options
 	apiDone := make(chan error, 1)
 	srv := api.NewServer(eng, log)
 	srv.Status = func() any { return eng.Status() }
+	if sd, ok := dp.(ipvsadm.SyncDaemons); ok {
+		srv.SyncDaemons = sd
+	}
 	stopVRRP, reloadVRRP := startVRRP(ctx, cfg, opts, log, stderr, srv, syncd.transition)
 	defer stopVRRP()
 	srv.RealServers = eng

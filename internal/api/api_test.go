@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/keepvs/keepvs/internal/clock/clocktest"
+	"github.com/keepvs/keepvs/internal/dataplane"
 	"github.com/keepvs/keepvs/internal/dataplane/fake"
+	"github.com/keepvs/keepvs/internal/ipvsadm"
 	"github.com/keepvs/keepvs/internal/lvs"
 	"github.com/keepvs/keepvs/internal/sched"
 )
@@ -103,5 +105,96 @@ func TestDialNoDaemon(t *testing.T) {
 	_, err := Dial(context.Background(), filepath.Join(t.TempDir(), "none.sock"))
 	if !errors.Is(err, ErrNoDaemon) {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// fakeSyncd keeps sync daemons as the kernel does: one master and one
+// backup at most.
+type fakeSyncd map[bool]ipvsadm.SyncDaemon
+
+func (f fakeSyncd) StartDaemon(_ context.Context, d ipvsadm.SyncDaemon) error {
+	if _, ok := f[d.Backup]; ok {
+		return ipvsadm.ErrDaemonRunning
+	}
+	f[d.Backup] = d
+	return nil
+}
+
+func (f fakeSyncd) StopDaemon(_ context.Context, backup bool) error {
+	if _, ok := f[backup]; !ok {
+		return ipvsadm.ErrNoDaemon
+	}
+	delete(f, backup)
+	return nil
+}
+
+func (f fakeSyncd) Daemons(context.Context) ([]ipvsadm.SyncDaemon, error) {
+	var ds []ipvsadm.SyncDaemon
+	for _, b := range []bool{false, true} {
+		if d, ok := f[b]; ok {
+			ds = append(ds, d)
+		}
+	}
+	return ds, nil
+}
+
+// TestSyncDaemons: ipvsadm's --start-daemon, --stop-daemon and --list
+// --daemon reach the daemon's data plane, with the kernel's errors; a
+// data plane without sync daemons lists none and starts none.
+func TestSyncDaemons(t *testing.T) {
+	ctx := context.Background()
+	for _, kernel := range []bool{true, false} {
+		dp := fake.New(lvs.NewTable(clocktest.New(time.Unix(0, 0)), sched.Standard()))
+		path := filepath.Join(t.TempDir(), "k.sock")
+		l, err := Listen(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := NewServer(dp, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if kernel {
+			srv.SyncDaemons = fakeSyncd{}
+		}
+		sctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { srv.Serve(sctx, l); close(done) }()
+		c, err := Dial(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := ipvsadm.SyncDaemon{Interface: "eth0", SyncID: 7, MaxLen: 1400, Group: netip.MustParseAddr("224.0.0.99"), Port: 8850, TTL: 3}
+		b := ipvsadm.SyncDaemon{Backup: true, Interface: "eth1", SyncID: 9}
+		if !kernel {
+			if err := c.StartDaemon(ctx, m); !errors.Is(err, dataplane.ErrNotSupported) {
+				t.Errorf("no sync daemons: start: %v, want ErrNotSupported", err)
+			}
+			if ds, err := c.Daemons(ctx); err != nil || len(ds) != 0 {
+				t.Errorf("no sync daemons: list %v %v", ds, err)
+			}
+		} else {
+			if err := c.StartDaemon(ctx, m); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.StartDaemon(ctx, b); err != nil {
+				t.Fatal(err)
+			}
+			if ds, err := c.Daemons(ctx); err != nil || len(ds) != 2 || ds[0] != m || ds[1] != b {
+				t.Errorf("list %+v %v, want %+v %+v", ds, err, m, b)
+			}
+			if err := c.StartDaemon(ctx, m); !errors.Is(err, ipvsadm.ErrDaemonRunning) {
+				t.Errorf("second master: %v, want ErrDaemonRunning", err)
+			}
+			if err := c.StopDaemon(ctx, true); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.StopDaemon(ctx, true); !errors.Is(err, ipvsadm.ErrNoDaemon) {
+				t.Errorf("stop a stopped backup: %v, want ErrNoDaemon", err)
+			}
+			if ds, err := c.Daemons(ctx); err != nil || len(ds) != 1 || ds[0] != m {
+				t.Errorf("list after stop %+v %v", ds, err)
+			}
+		}
+		c.Close()
+		cancel()
+		<-done
 	}
 }

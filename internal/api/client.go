@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/keepvs/keepvs/internal/dataplane"
+	"github.com/keepvs/keepvs/internal/ipvsadm"
 	"github.com/keepvs/keepvs/internal/lvs"
 )
 
@@ -27,7 +28,10 @@ type Client struct {
 	name string
 }
 
-var _ dataplane.Dataplane = (*Client)(nil)
+var (
+	_ dataplane.Dataplane = (*Client)(nil)
+	_ ipvsadm.SyncDaemons = (*Client)(nil)
+)
 
 // Dial connects to the daemon's socket and asks which data plane it runs.
 func Dial(ctx context.Context, path string) (*Client, error) {
@@ -165,4 +169,21 @@ func (c *Client) SetTimeouts(ctx context.Context, t lvs.Timeouts) error {
 func (c *Client) Close() error {
 	c.http.CloseIdleConnections()
 	return nil
+}
+
+// StartDaemon starts one of the kernel's sync daemons through the daemon.
+func (c *Client) StartDaemon(ctx context.Context, d ipvsadm.SyncDaemon) error {
+	return c.do(ctx, "POST", "/v1/syncdaemons", d, nil)
+}
+
+// StopDaemon stops the master (or backup) sync daemon.
+func (c *Client) StopDaemon(ctx context.Context, backup bool) error {
+	return c.do(ctx, "DELETE", "/v1/syncdaemons", StopDaemonRequest{Backup: backup}, nil)
+}
+
+// Daemons lists the sync daemons running.
+func (c *Client) Daemons(ctx context.Context) ([]ipvsadm.SyncDaemon, error) {
+	var ds []ipvsadm.SyncDaemon
+	err := c.do(ctx, "GET", "/v1/syncdaemons", nil, &ds)
+	return ds, err
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/keepvs/keepvs/internal/dataplane"
 	"github.com/keepvs/keepvs/internal/engine"
+	"github.com/keepvs/keepvs/internal/ipvsadm"
 	"github.com/keepvs/keepvs/internal/lvs"
 )
 
@@ -28,6 +29,8 @@ var errorCodes = []struct {
 	{"no_virtual_server", engine.ErrNoVirtualServer, http.StatusNotFound},
 	{"no_real_server", engine.ErrNoRealServer, http.StatusNotFound},
 	{"real_server_exists", engine.ErrRealServerTaken, http.StatusConflict},
+	{"sync_daemon_running", ipvsadm.ErrDaemonRunning, http.StatusConflict},
+	{"no_sync_daemon", ipvsadm.ErrNoDaemon, http.StatusNotFound},
 }
 
 // errorBody is the JSON of a failed call.

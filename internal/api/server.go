@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/keepvs/keepvs/internal/dataplane"
+	"github.com/keepvs/keepvs/internal/ipvsadm"
 	"github.com/keepvs/keepvs/internal/lvs"
 )
 
@@ -49,6 +50,15 @@ type Server struct {
 	Status func() any
 	// RealServers, when set, serves run-time real server changes.
 	RealServers RealServers
+	// SyncDaemons, when set, are the kernel's IPVS sync daemons, for
+	// ipvsadm's --start-daemon, --stop-daemon and --list --daemon.
+	// Without it there are none to list and none can start.
+	SyncDaemons ipvsadm.SyncDaemons
+}
+
+// StopDaemonRequest is the body of DELETE /v1/syncdaemons.
+type StopDaemonRequest struct {
+	Backup bool `json:"backup"`
 }
 
 // RealServers changes real servers of configured virtual servers at run
@@ -130,6 +140,26 @@ func (s *Server) routes() {
 	}))
 	call("PUT", "/v1/realservers", newRS, rs(func(e RealServers, ctx context.Context, r *RealServerRequest) error {
 		return e.SetRealServerWeight(ctx, r.VirtualServer, r.Addr, r.Weight)
+	}))
+	get("/v1/syncdaemons", func(ctx context.Context) (any, error) {
+		if s.SyncDaemons == nil {
+			return []ipvsadm.SyncDaemon{}, nil
+		}
+		return s.SyncDaemons.Daemons(ctx)
+	})
+	sd := func(f func(ipvsadm.SyncDaemons, context.Context, any) error) func(context.Context, any) error {
+		return func(ctx context.Context, r any) error {
+			if s.SyncDaemons == nil {
+				return fmt.Errorf("%w: the %s data plane has no sync daemons", dataplane.ErrNotSupported, s.dp.Name())
+			}
+			return f(s.SyncDaemons, ctx, r)
+		}
+	}
+	call("POST", "/v1/syncdaemons", func() any { return &ipvsadm.SyncDaemon{} }, sd(func(d ipvsadm.SyncDaemons, ctx context.Context, r any) error {
+		return d.StartDaemon(ctx, *r.(*ipvsadm.SyncDaemon))
+	}))
+	call("DELETE", "/v1/syncdaemons", func() any { return &StopDaemonRequest{} }, sd(func(d ipvsadm.SyncDaemons, ctx context.Context, r any) error {
+		return d.StopDaemon(ctx, r.(*StopDaemonRequest).Backup)
 	}))
 	get("/v1/services", func(ctx context.Context) (any, error) { return s.dp.Services(ctx) })
 	get("/v1/conns", func(ctx context.Context) (any, error) { return s.dp.Conns(ctx) })

@@ -165,23 +165,28 @@ waitfor() {
 haslog() { grep -q "$2" $1 2>/dev/null; }
 hasfile() { [ -e $1 ]; }
 nofile() { [ ! -e $1 ]; }
-# snap NS OUT: ipvsadm -L --daemon in NS, as run() writes a section.
+# snap NS OUT [SOCK]: ipvsadm -L --daemon in NS, as run() writes a
+# section; with SOCK (keepvs's control socket) also keepvs adm -L
+# --daemon, through the daemon while it runs, to OUT-adm.
 snap() {
 	ip netns exec $1 ipvsadm -L --daemon >/tmp/o.$1 2>/tmp/e.$1; rc=$?
 	{ cat /tmp/o.$1; echo "--- stderr"; cat /tmp/e.$1; echo "--- rc=$rc"; } >$2
+	[ -n "$3" ] || return 0
+	KEEPVS_SOCKET=$3 ip netns exec $1 /usr/sbin/keepvs adm -L --daemon >/tmp/o.$1 2>/tmp/e.$1; rc=$?
+	{ cat /tmp/o.$1; echo "--- stderr"; cat /tmp/e.$1; echo "--- rc=$rc"; } >$2-adm
 }
 # drive NS NAME KIND VRRP NEXT ACT: start the daemon, sample after start
 # (its instance BACKUP), once MASTER, after the reload or action, after
 # it stopped.
 drive() {
 	ns=$1; name=$2; kind=$3; vrrp=$4; next=$5; act=$6
-	out=/tmp/syncd/$name/$kind; mkdir -p $out; log=/tmp/$ns.log; pid=/run/$ns.pid
+	out=/tmp/syncd/$name/$kind; mkdir -p $out; log=/tmp/$ns.log; pid=/run/$ns.pid; sock=
 	if [ $kind = ka ]; then
 		backup="Entering BACKUP STATE"; master="Entering MASTER STATE"; fault="Entering FAULT STATE"
 		reloaded="Reload complete"; ready=/run/$ns.chk.pid
 		ip netns exec $ns keepalived -n -l -D $FLAGS -f /syncd/$ns.conf -p $pid -c /run/$ns.chk.pid -r /run/$ns.vrrp.pid >$log 2>&1 &
 	else
-		backup="to=BACKUP"; master="to=MASTER"; fault="to=FAULT"; reloaded="reload done"; ready=/run/$ns.sock
+		backup="to=BACKUP"; master="to=MASTER"; fault="to=FAULT"; reloaded="reload done"; ready=/run/$ns.sock; sock=/run/$ns.sock
 		mkdir -p /run/$ns
 		# Normal scheduling: sixteen realtime VRRP threads on one emulated
 		# CPU starve these shells (the VM did not finish in 4 minutes), and
@@ -190,17 +195,17 @@ drive() {
 		KEEPVS_VRRP_REALTIME=off KEEPVS_STATE_DIR=/run/$ns ip netns exec $ns /usr/sbin/keepvs -n -l $FLAGS -f /syncd/$ns.conf --dataplane ipvs --control-socket /run/$ns.sock -p $pid >$log 2>&1 &
 	fi
 	if [ $vrrp = 1 ]; then waitfor 90 haslog $log "$backup"; else waitfor 90 hasfile $ready; fi
-	sleep 2; snap $ns $out/start
+	sleep 2; snap $ns $out/start $sock
 	if [ $vrrp = 1 ]; then waitfor 90 haslog $log "$master"; else sleep 3; fi
-	sleep 2; snap $ns $out/master
+	sleep 2; snap $ns $out/master $sock
 	if [ -n "$next" ]; then
 		cp /syncd/$ns.next /syncd/$ns.conf; kill -HUP $(cat $pid)
 		waitfor 30 haslog $log "$reloaded"
 	fi
 	if [ -n "$act" ]; then NS=$ns; eval "$act"; waitfor 30 haslog $log "$fault"; fi
-	sleep 2; snap $ns $out/after
+	sleep 2; snap $ns $out/after $sock
 	kill $(cat $pid); waitfor 30 nofile $pid; sleep 0.5
-	snap $ns $out/stopped
+	snap $ns $out/stopped $sock
 	touch /tmp/syncd/done.$ns
 }
 `
@@ -246,6 +251,9 @@ func syncdScript(scen []syncdScenario) string {
 		for _, d := range syncdDaemons {
 			for _, p := range syncdPoints {
 				fmt.Fprintf(&b, "echo '=== syncd/%s/%s/%s'; cat /tmp/syncd/%s/%s/%s\n", s.name, d, p, s.name, d, p)
+				if d == "kv" {
+					fmt.Fprintf(&b, "echo '=== syncd/%s/%s/%s-adm'; cat /tmp/syncd/%s/%s/%s-adm\n", s.name, d, p, s.name, d, p)
+				}
 			}
 			fmt.Fprintf(&b, "echo '=== syncd/%s/%s/log'; cat /tmp/%s.log\n", s.name, d, syncdNS(i, d))
 		}
@@ -288,6 +296,13 @@ func TestKernelSyncDaemon(t *testing.T) {
 		failed := false
 		for _, p := range syncdPoints {
 			ka, kv := sec["syncd/"+s.name+"/ka/"+p], sec["syncd/"+s.name+"/kv/"+p]
+			// keepvs adm -L --daemon, through keepvs's daemon while it
+			// runs (the kernel directly once it stopped), lists what the
+			// real ipvsadm does.
+			if adm := sec["syncd/"+s.name+"/kv/"+p+"-adm"]; adm != kv {
+				t.Errorf("%s, %s: keepvs adm -L --daemon\n%s--- ipvsadm -L --daemon\n%s", s.name, p, adm, kv)
+				failed = true
+			}
 			if !strings.HasSuffix(ka, ok) || !strings.HasSuffix(kv, ok) {
 				t.Errorf("%s, %s: ipvsadm -L --daemon failed\n--- keepalived\n%s--- keepvs\n%s", s.name, p, ka, kv)
 				failed = true
