@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -357,6 +358,14 @@ func vrrpChildMain(ctx context.Context, stderr io.Writer) int {
 	cfg := loadVRRPHalf(opts, log)
 	if cfg == nil {
 		return 4
+	}
+	if pid := opts.get("vrrp_pid", ""); pid != "" {
+		// keepalived -r: the VRRP child's pid file.
+		if err := os.WriteFile(pid, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+			log.Error("vrrp pid file", "err", err)
+		} else {
+			defer os.Remove(pid)
+		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
