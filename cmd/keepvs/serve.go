@@ -191,7 +191,8 @@ func serve(ctx context.Context, prog, path string, src []byte, copt conf.Options
 	apiDone := make(chan error, 1)
 	srv := api.NewServer(eng, log)
 	srv.Status = func() any { return eng.Status() }
-	defer runVRRP(ctx, cfg, log, srv, syncd.transition)()
+	vr := runVRRP(ctx, cfg, log, srv, syncd.transition)
+	defer vr.stop()
 	srv.RealServers = eng
 	go func() { apiDone <- srv.Serve(ctx, l) }()
 	log.Info("keepvs running", "version", version, "config", path, "dataplane", dp.Name(), "control_socket", sock)
@@ -203,6 +204,7 @@ func serve(ctx context.Context, prog, path string, src []byte, copt conf.Options
 		select {
 		case <-hup:
 			if cfg := reload(ctx, eng, path, src, copt, only, log); cfg != nil {
+				vr.reload(cfg)
 				syncd.reload(ctx, cfg)
 			}
 			continue
