@@ -195,8 +195,8 @@ func serve(ctx context.Context, prog, path string, src []byte, copt conf.Options
 	if sd, ok := dp.(ipvsadm.SyncDaemons); ok {
 		srv.SyncDaemons = sd
 	}
-	stopVRRP, reloadVRRP := startVRRP(ctx, cfg, opts, log, stderr, srv, syncd.transition)
-	defer stopVRRP()
+	vr := startVRRP(ctx, cfg, opts, log, stderr, srv, syncd.transition)
+	defer vr.stop()
 	srv.RealServers = eng
 	go func() { apiDone <- srv.Serve(ctx, l) }()
 	log.Info("keepvs running", "version", version, "config", path, "dataplane", dp.Name(), "control_socket", sock)
@@ -208,8 +208,8 @@ func serve(ctx context.Context, prog, path string, src []byte, copt conf.Options
 		select {
 		case <-hup:
 			if cfg := reload(ctx, eng, path, src, copt, only, log); cfg != nil {
+				vr.reload(cfg)
 				syncd.reload(ctx, cfg)
-				reloadVRRP()
 			}
 			continue
 		case err := <-pxDone:

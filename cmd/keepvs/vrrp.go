@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 
 	"github.com/keepvs/keepvs/internal/announce"
 	"github.com/keepvs/keepvs/internal/api"
@@ -32,18 +34,73 @@ func vrrpStateFile() string {
 	return filepath.Join(dir, "vrrp-vips.json")
 }
 
+// vrrpRunner is the VRRP half of the daemon: the node starts with the
+// first configuration that has vrrp_instances, at start or at a reload,
+// and later configurations reload it (vrrpd.Node.Reload), so an instance
+// a reload leaves alone runs on without a gap.
+type vrrpRunner struct {
+	ctx          context.Context
+	log          *slog.Logger
+	onTransition func(instance string, from, to vrrp.State)
+	node         atomic.Pointer[vrrpd.Node]
+	stopNode     func()
+}
+
 // runVRRP starts the VRRP instances of cfg, if it has any, and adds them
-// to srv's status; onTransition is told their state changes. The function
-// it returns stops them (a master sends priority 0 and removes its VIPs)
-// and waits until that is done.
-func runVRRP(ctx context.Context, cfg *model.Config, log *slog.Logger, srv *api.Server, onTransition func(instance string, from, to vrrp.State)) (stop func()) {
-	if len(cfg.Instances) == 0 {
-		return func() {}
+// to srv's status; onTransition is told their state changes.
+func runVRRP(ctx context.Context, cfg *model.Config, log *slog.Logger, srv *api.Server, onTransition func(instance string, from, to vrrp.State)) *vrrpRunner {
+	r := &vrrpRunner{ctx: ctx, log: log, onTransition: onTransition, stopNode: func() {}}
+	lvs := srv.Status
+	srv.Status = func() any {
+		node := r.node.Load()
+		if node == nil {
+			if lvs == nil {
+				return nil
+			}
+			return lvs()
+		}
+		st := statusWithVRRP{VRRP: node.Status()}
+		if lvs != nil {
+			st.RealServers = lvs()
+		}
+		return st
 	}
+	r.start(cfg)
+	return r
+}
+
+// reload applies a configuration accepted by reload(): the running node
+// reloads; with none yet, one starts if cfg has vrrp_instances.
+func (r *vrrpRunner) reload(cfg *model.Config) {
+	node := r.node.Load()
+	if node == nil {
+		r.start(cfg)
+		return
+	}
+	switch err := node.Reload(r.ctx, cfg); {
+	case errors.Is(err, vrrpd.ErrStopped):
+		// It ended at start (a socket it could not open): start afresh.
+		r.stopNode()
+		r.node.Store(nil)
+		r.start(cfg)
+	case err != nil:
+		r.log.Error("vrrp reload refused; the vrrp instances run as before", "err", err)
+	}
+}
+
+// stop stops the instances (a master sends priority 0 and removes its
+// VIPs) and waits until that is done.
+func (r *vrrpRunner) stop() { r.stopNode() }
+
+func (r *vrrpRunner) start(cfg *model.Config) {
+	if len(cfg.Instances) == 0 {
+		return
+	}
+	log := r.log
 	ann, err := announce.New(log, vrrpStateFile())
 	if err != nil {
 		log.Error("vrrp not started", "err", err)
-		return func() {}
+		return
 	}
 	if gone, err := ann.RemoveStale(); err != nil {
 		log.Warn("vips left by a previous run not removed", "err", err)
@@ -67,7 +124,7 @@ func runVRRP(ctx context.Context, cfg *model.Config, log *slog.Logger, srv *api.
 		}
 	}
 	// KEEPVS_VRRP_REALTIME=off keeps the VRRP thread in normal scheduling.
-	opt := vrrpd.Options{Log: log, Announcer: ann, OnTransition: onTransition, NoRealtime: os.Getenv("KEEPVS_VRRP_REALTIME") == "off"}
+	opt := vrrpd.Options{Log: log, Announcer: ann, OnTransition: r.onTransition, NoRealtime: os.Getenv("KEEPVS_VRRP_REALTIME") == "off"}
 	if fifo != nil {
 		opt.FIFO = fifo
 	}
@@ -75,9 +132,9 @@ func runVRRP(ctx context.Context, cfg *model.Config, log *slog.Logger, srv *api.
 	if err != nil {
 		log.Error("vrrp not started", "err", err)
 		ann.Close()
-		return func() {}
+		return
 	}
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := context.WithCancel(r.ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -85,15 +142,8 @@ func runVRRP(ctx context.Context, cfg *model.Config, log *slog.Logger, srv *api.
 			log.Error("vrrp stopped", "err", err)
 		}
 	}()
-	lvs := srv.Status
-	srv.Status = func() any {
-		st := statusWithVRRP{VRRP: node.Status()}
-		if lvs != nil {
-			st.RealServers = lvs()
-		}
-		return st
-	}
-	return func() {
+	r.node.Store(node)
+	r.stopNode = func() {
 		cancel()
 		<-done
 		ann.Close()

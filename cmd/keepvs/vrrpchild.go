@@ -103,6 +103,7 @@ func vrrpInSameProcess() bool { return os.Getenv("KEEPVS_VRRP_PROCESS") == "same
 // vrrpProcess is the parent's side: it starts, watches and talks to the
 // child.
 type vrrpProcess struct {
+	ctx          context.Context
 	log          *slog.Logger
 	argv         []string
 	stderr       io.Writer
@@ -114,40 +115,58 @@ type vrrpProcess struct {
 	nextID   uint64
 	waiting  map[uint64]chan []vrrpd.InstanceStatus
 	stopping bool
+	running  bool // supervise has started
 
 	stopCh chan struct{} // closed by stop
-	done   chan struct{} // closed when supervise has returned
+	done   chan struct{} // closed when supervise has returned (or stop, if it never started)
+}
+
+// started reports whether the child has been started (it may be between
+// two lives).
+func (p *vrrpProcess) started() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.running
+}
+
+// vrrpHalf is the daemon's VRRP: in a child process, or in this one.
+type vrrpHalf interface {
+	// reload applies a configuration the daemon has accepted; the first
+	// one with vrrp_instances starts them.
+	reload(cfg *model.Config)
+	// stop stops the instances (a master sends priority 0 and removes its
+	// VIPs) and waits until that is done.
+	stop()
 }
 
 // startVRRP runs cfg's VRRP instances, if it has any, in a child process
 // (or in this one with KEEPVS_VRRP_PROCESS=same), and adds them to srv's
-// status; onTransition is told their state changes, in order. stop stops
-// them (a master sends priority 0 and removes its VIPs) and waits; reload
-// applies a configuration the daemon has accepted.
-func startVRRP(ctx context.Context, cfg *model.Config, opts parsed, log *slog.Logger, stderr io.Writer, srv *api.Server, onTransition func(instance string, from, to vrrp.State)) (stop, reload func()) {
-	if len(cfg.Instances) == 0 {
-		return func() {}, func() {}
-	}
+// status; onTransition is told their state changes, in order.
+func startVRRP(ctx context.Context, cfg *model.Config, opts parsed, log *slog.Logger, stderr io.Writer, srv *api.Server, onTransition func(instance string, from, to vrrp.State)) vrrpHalf {
 	if vrrpInSameProcess() {
-		return runVRRP(ctx, cfg, log, srv, onTransition), func() {
-			log.Warn("SIGHUP: vrrp instances are not reloaded yet; restart keepvs to apply their changes")
-		}
+		return runVRRP(ctx, cfg, log, srv, onTransition)
 	}
 	p := &vrrpProcess{
-		log: log, argv: opts.argv, stderr: stderr, onTransition: onTransition,
+		ctx: ctx, log: log, argv: opts.argv, stderr: stderr, onTransition: onTransition,
 		waiting: map[uint64]chan []vrrpd.InstanceStatus{},
 		stopCh:  make(chan struct{}), done: make(chan struct{}),
 	}
-	go p.supervise(ctx)
 	lvs := srv.Status
 	srv.Status = func() any {
+		if !p.started() {
+			if lvs == nil {
+				return nil
+			}
+			return lvs()
+		}
 		st := statusWithVRRP{VRRP: p.status()}
 		if lvs != nil {
 			st.RealServers = lvs()
 		}
 		return st
 	}
-	return p.stop, p.reload
+	p.reload(cfg)
+	return p
 }
 
 // supervise runs the child, and again after it dies, until stop or ctx.
@@ -294,12 +313,23 @@ func (p *vrrpProcess) status() []vrrpd.InstanceStatus {
 	}
 }
 
-// reload tells the child to read the configuration again.
-func (p *vrrpProcess) reload() {
+// reload starts the child with the first configuration that has
+// vrrp_instances; later ones it tells the child to read (the child reads
+// the files itself, the parent having accepted them).
+func (p *vrrpProcess) reload(cfg *model.Config) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if err := p.send(childMsg{Op: "reload"}); err != nil {
-		p.log.Error("vrrp process not told to reload", "err", err)
+	switch {
+	case p.stopping:
+	case !p.running:
+		if len(cfg.Instances) > 0 {
+			p.running = true
+			go p.supervise(p.ctx)
+		}
+	default:
+		if err := p.send(childMsg{Op: "reload"}); err != nil {
+			p.log.Error("vrrp process not told to reload", "err", err)
+		}
 	}
 }
 
@@ -309,7 +339,9 @@ func (p *vrrpProcess) stop() {
 	if !p.stopping {
 		p.stopping = true
 		close(p.stopCh)
-		if err := p.send(childMsg{Op: "stop"}); err != nil && p.child != nil {
+		if !p.running {
+			close(p.done)
+		} else if err := p.send(childMsg{Op: "stop"}); err != nil && p.child != nil {
 			p.child.Signal(syscall.SIGTERM)
 		}
 	}
@@ -379,7 +411,7 @@ func vrrpChildMain(ctx context.Context, stderr io.Writer) int {
 		}
 	}
 	srv := &api.Server{} // runVRRP hangs its status on it
-	stop := runVRRP(ctx, cfg, log, srv, func(instance string, from, to vrrp.State) {
+	vr := runVRRP(ctx, cfg, log, srv, func(instance string, from, to vrrp.State) {
 		send(childMsg{Transition: &childTransition{Instance: instance, From: from, To: to}})
 	})
 	go func() {
@@ -392,20 +424,19 @@ func vrrpChildMain(ctx context.Context, stderr io.Writer) int {
 			}
 			switch m.Op {
 			case "status":
-				var st []vrrpd.InstanceStatus
-				if srv.Status != nil {
-					st = srv.Status().(statusWithVRRP).VRRP
-				}
-				send(childMsg{ID: m.ID, Status: st})
+				st, _ := srv.Status().(statusWithVRRP)
+				send(childMsg{ID: m.ID, Status: st.VRRP})
 			case "reload":
-				log.Warn("SIGHUP: vrrp instances are not reloaded yet; restart keepvs to apply their changes")
+				if cfg := loadVRRPHalf(opts, log); cfg != nil {
+					vr.reload(cfg)
+				}
 			case "stop":
 				return
 			}
 		}
 	}()
 	<-ctx.Done()
-	stop()
+	vr.stop()
 	return 0
 }
 

@@ -32,12 +32,14 @@ type SyncGroup struct {
 // group.
 var ErrGrouped = errors.New("instance already in a sync group")
 
-// NewSyncGroup groups members; none may be in another group.
+// NewSyncGroup groups members; none may be in another group. Members
+// that already run (a reload regroups them) give the group its state:
+// FAULT if one is, MASTER if every running one is, BACKUP otherwise.
 func NewSyncGroup(name string, members ...*Instance) (*SyncGroup, error) {
 	if len(members) == 0 {
 		return nil, fmt.Errorf("sync group %s: no members", name)
 	}
-	g := &SyncGroup{name: name, members: members, buf: make([]Action, 0, 16*len(members))}
+	g := &SyncGroup{name: name, members: members, buf: make([]Action, 0, 16*len(members)), state: groupState(members)}
 	for _, m := range members {
 		if m.group != nil {
 			return nil, fmt.Errorf("sync group %s: %s: %w", name, m.cfg.Name, ErrGrouped)
@@ -113,6 +115,23 @@ func (g *SyncGroup) setState(s State, r Reason) {
 	from := g.state
 	g.state = s
 	g.buf = append(g.buf, Action{Kind: ActSyncTransition, Instance: g.name, From: from, To: s, Reason: r})
+}
+
+// groupState is the state a group of these members is in.
+func groupState(members []*Instance) State {
+	s := StateInit
+	for _, m := range members {
+		switch {
+		case m.state == StateFault:
+			return StateFault
+		case !running(m.state):
+		case m.state == StateMaster && s != StateBackup:
+			s = StateMaster
+		default:
+			s = StateBackup
+		}
+	}
+	return s
 }
 
 func running(s State) bool { return s != StateInit && s != StateStop }

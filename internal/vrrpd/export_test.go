@@ -14,3 +14,15 @@ func (n *Node) Stall(until time.Time) {
 		}
 	})
 }
+
+// Settle waits until the loop has handled what was posted to it before
+// and the worker has done the jobs the loop handed it.
+func (n *Node) Settle() {
+	var tail uint64
+	n.call(func() { tail = n.work.tail.Load() })
+	for n.work.head.Load() < tail {
+		time.Sleep(time.Millisecond)
+	}
+	// The worker takes a job off the ring before it does it.
+	time.Sleep(20 * time.Millisecond)
+}

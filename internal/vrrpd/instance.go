@@ -20,7 +20,10 @@ import (
 
 // inst is one vrrp_instance at run time.
 type inst struct {
-	n     *Node
+	n *Node
+	// name is m.Name: a reload gives an instance a new m only under the
+	// same name.
+	name  string
 	m     *model.Instance
 	in    *vrrp.Instance
 	cfg   vrrp.Config
@@ -46,11 +49,14 @@ type inst struct {
 	downLate, downRetry time.Time
 	readErrs            int // failed reads in a row
 	readErrLogged       bool
+	// polled: the socket is in the loop's epoll set; removed: a reload
+	// took the instance out of the configuration.
+	polled, removed bool
 }
 
 // open resolves the source address, creates the VMAC, opens the socket
-// and builds the state machine.
-func (i *inst) open(ctx context.Context) error {
+// and builds the state machine; g is the configuration's global_defs.
+func (i *inst) open(ctx context.Context, g *model.Global) error {
 	n, m := i.n, i.m
 	cfg, err := vrrp.ConfigFromModel(m)
 	if err != nil {
@@ -58,10 +64,7 @@ func (i *inst) open(ctx context.Context) error {
 	}
 	v6 := cfg.Family == packet.IPv6
 	if m.VMAC != nil {
-		i.vmac = m.VMAC.Name
-		if i.vmac == "" {
-			i.vmac = n.cfg.Global.VMACPrefix + "." + strconv.Itoa(m.VRID)
-		}
+		i.vmac = vmacName(m, g)
 		mac := announce.VMACAddr(cfg.VRID, v6)
 		if m.VMAC.MAC != "" {
 			s := m.VMAC.MAC
@@ -77,12 +80,8 @@ func (i *inst) open(ctx context.Context) error {
 		}
 		i.dev = i.vmac
 	}
-	xmit := i.dev
-	if m.VMACXmitBase {
-		xmit = i.base
-	}
 	if !cfg.Src.IsValid() {
-		cfg.Src, err = i.primary(ctx, xmit, v6)
+		cfg.Src, err = i.primary(ctx, xmitDev(m, i.dev), v6)
 		if err != nil {
 			return fmt.Errorf("vrrp instance %s: %w", m.Name, err)
 		}
@@ -93,14 +92,7 @@ func (i *inst) open(ctx context.Context) error {
 		return err
 	}
 	i.expect = cfg.Expect()
-	o := transport.Options{Interface: xmit, Family: cfg.Family, Src: cfg.Src}
-	if !cfg.Unicast {
-		o.Group = cfg.Dst[0]
-	}
-	if m.UnicastTTL != nil && cfg.Unicast {
-		o.TTL = int(*m.UnicastTTL)
-	}
-	if i.conn, err = n.opt.Listen(ctx, o); err != nil {
+	if i.conn, err = n.opt.Listen(ctx, listenOptions(m, i.dev, cfg)); err != nil {
 		return fmt.Errorf("vrrp instance %s: %w", m.Name, err)
 	}
 	i.poll, _ = i.conn.(transport.Poller)
@@ -109,6 +101,38 @@ func (i *inst) open(ctx context.Context) error {
 	}
 	i.since = n.clk.Now()
 	return nil
+}
+
+// vmacName is the VMAC device of an instance with use_vmac.
+func vmacName(m *model.Instance, g *model.Global) string {
+	if m.VMAC == nil {
+		return ""
+	}
+	if m.VMAC.Name != "" {
+		return m.VMAC.Name
+	}
+	return g.VMACPrefix + "." + strconv.Itoa(m.VRID)
+}
+
+// xmitDev is where adverts go out: dev (the VMAC, when there is one),
+// or the base interface with vmac_xmit_base.
+func xmitDev(m *model.Instance, dev string) string {
+	if m.VMACXmitBase {
+		return m.Interface
+	}
+	return dev
+}
+
+// listenOptions are the socket an instance needs.
+func listenOptions(m *model.Instance, dev string, cfg vrrp.Config) transport.Options {
+	o := transport.Options{Interface: xmitDev(m, dev), Family: cfg.Family, Src: cfg.Src}
+	if !cfg.Unicast {
+		o.Group = cfg.Dst[0]
+	}
+	if m.UnicastTTL != nil && cfg.Unicast {
+		o.TTL = int(*m.UnicastTTL)
+	}
+	return o
 }
 
 // primary is the interface's primary address; a VMAC has no IPv4
@@ -132,12 +156,12 @@ func (i *inst) primary(ctx context.Context, dev string, v6 bool) (netip.Addr, er
 	}
 }
 
-// recvLoop reads adverts from a Conn that is no Poller and posts them to
-// the loop until the socket closes.
-func (i *inst) recvLoop() {
+// recvLoop reads adverts from c, a Conn that is no Poller, and posts
+// them to the loop until the socket closes.
+func (i *inst) recvLoop(c transport.Conn) {
 	buf := make([]byte, 2048)
 	for {
-		nb, meta, err := i.conn.ReadFrom(buf)
+		nb, meta, err := c.ReadFrom(buf)
 		if err != nil {
 			if !errors.Is(err, transport.ErrClosed) {
 				i.n.post(event{kind: evRecvErr, i: i, err: err})
@@ -160,7 +184,7 @@ func (i *inst) received(b []byte, meta packet.RecvMeta) {
 	i.stats.Count(&i.adv, r)
 	if r != packet.DropNone {
 		if i.n.debug {
-			i.n.work.push(job{i: i, a: vrrp.Action{Kind: vrrp.ActLog, Level: slog.LevelDebug, Msg: "advert dropped", Peer: meta.Src}, drop: r})
+			i.n.work.push(job{i: i, m: i.m, a: vrrp.Action{Kind: vrrp.ActLog, Level: slog.LevelDebug, Msg: "advert dropped", Peer: meta.Src}, drop: r})
 		}
 		return
 	}
@@ -182,7 +206,13 @@ func (n *Node) siblingVRID(i *inst, vrid uint8) bool {
 func (n *Node) do(acts []vrrp.Action) {
 	for _, a := range acts {
 		if a.Kind == vrrp.ActSyncTransition {
-			n.work.push(job{a: a})
+			j := job{a: a}
+			for _, g := range n.grps {
+				if g.m.Name == a.Instance {
+					j.g = g.m
+				}
+			}
+			n.work.push(j)
 			continue
 		}
 		i := n.byNm[a.Instance]
@@ -211,16 +241,26 @@ func (i *inst) act(a vrrp.Action) {
 	case vrrp.ActTransition:
 		i.since = i.n.clk.Now()
 	}
-	i.n.work.push(job{i: i, a: a, prio: i.in.Priority(), state: i.in.State()})
+	i.n.work.push(job{i: i, m: i.m, a: a, prio: i.in.Priority(), state: i.in.State(), removed: i.removed})
 }
 
 // doJob does, on the worker, what act handed over.
 func (n *Node) doJob(j job) {
-	i, a, log := j.i, j.a, n.log
+	i, m, a, log := j.i, j.m, j.a, n.log
+	switch {
+	case j.deleteVMAC != "":
+		if err := n.opt.Announcer.DeleteVMAC(j.deleteVMAC); err != nil {
+			log.Warn("vmac not removed", "vmac", j.deleteVMAC, "err", err)
+		}
+		return
+	case j.addrs != nil:
+		i.changeAddrs(m, j.addrs)
+		return
+	}
 	if i == nil {
 		switch a.Kind {
 		case vrrp.ActSyncTransition:
-			n.syncTransition(a)
+			n.syncTransition(a, j.g)
 		case vrrp.ActLog:
 			attrs := []any{}
 			if j.err != nil {
@@ -238,40 +278,42 @@ func (n *Node) doJob(j job) {
 	}
 	switch a.Kind {
 	case vrrp.ActAddVIPs:
-		vips := append(append([]model.VIP(nil), i.m.VIPs...), i.m.ExcludedVIPs...)
-		if err := n.opt.Announcer.AddVIPs(i.dev, vips); err != nil {
-			log.Error("vips not all added", "instance", i.m.Name, "err", err)
+		if err := n.opt.Announcer.AddVIPs(i.dev, allVIPs(m)); err != nil {
+			log.Error("vips not all added", "instance", m.Name, "err", err)
 		}
-		if err := n.opt.Announcer.AddRoutes(i.dev, i.m.Routes); err != nil {
-			log.Error("virtual routes not all added", "instance", i.m.Name, "err", err)
+		if err := n.opt.Announcer.AddRoutes(i.dev, m.Routes); err != nil {
+			log.Error("virtual routes not all added", "instance", m.Name, "err", err)
 		}
 	case vrrp.ActRemoveVIPs:
-		if err := n.opt.Announcer.RemoveRoutes(i.dev, i.m.Routes); err != nil {
-			log.Error("virtual routes not all removed", "instance", i.m.Name, "err", err)
+		if err := n.opt.Announcer.RemoveRoutes(i.dev, m.Routes); err != nil {
+			log.Error("virtual routes not all removed", "instance", m.Name, "err", err)
 		}
-		vips := append(append([]model.VIP(nil), i.m.VIPs...), i.m.ExcludedVIPs...)
-		if err := n.opt.Announcer.RemoveVIPs(i.dev, vips); err != nil {
-			log.Error("vips not all removed", "instance", i.m.Name, "err", err)
+		if err := n.opt.Announcer.RemoveVIPs(i.dev, allVIPs(m)); err != nil {
+			log.Error("vips not all removed", "instance", m.Name, "err", err)
 		}
 	case vrrp.ActGARP:
-		i.garp(a.Repeat, a.Interval)
+		i.garp(allVIPs(m), a.Repeat, a.Interval)
 	case vrrp.ActTransition:
-		log.Info("vrrp state changed", "instance", i.m.Name, "vrid", i.cfg.VRID, "from", a.From.String(), "to", a.To.String(), "reason", a.Reason.String(), "priority", j.prio)
-		i.notifyState(a.To, j.prio)
+		if j.removed {
+			n.removed(m, a.From, j.prio)
+			return
+		}
+		log.Info("vrrp state changed", "instance", m.Name, "vrid", m.VRID, "from", a.From.String(), "to", a.To.String(), "reason", a.Reason.String(), "priority", j.prio)
+		n.notifyState(m, a.To.String(), j.prio)
 		if n.opt.OnTransition != nil {
-			n.opt.OnTransition(i.m.Name, a.From, a.To)
+			n.opt.OnTransition(m.Name, a.From, a.To)
 		}
 	case vrrp.ActPriority:
-		log.Info("vrrp priority changed", "instance", i.m.Name, "vrid", i.cfg.VRID, "from", a.PeerPriority, "to", a.Priority)
-		if i.m.Notify.PriorityChanges || n.cfg.Global.VRRPNotifyPriorityChanges {
-			i.notifyState(j.state, j.prio)
+		log.Info("vrrp priority changed", "instance", m.Name, "vrid", m.VRID, "from", a.PeerPriority, "to", a.Priority)
+		if m.Notify.PriorityChanges || n.cfg.Global.VRRPNotifyPriorityChanges {
+			n.notifyState(m, j.state.String(), j.prio)
 		}
 	case vrrp.ActMasterRxLowerPri:
-		if s := i.m.Notify.MasterRxLowerPri; s != nil {
-			n.opt.Notify.Run("vrrp "+i.m.Name, *s, "INSTANCE", i.m.Name, "MASTER_RX_LOWER_PRI", strconv.Itoa(int(a.PeerPriority)))
+		if s := m.Notify.MasterRxLowerPri; s != nil {
+			n.opt.Notify.Run("vrrp "+m.Name, *s, "INSTANCE", m.Name, "MASTER_RX_LOWER_PRI", strconv.Itoa(int(a.PeerPriority)))
 		}
 	case vrrp.ActLog:
-		attrs := []any{"instance", i.m.Name, "vrid", i.cfg.VRID}
+		attrs := []any{"instance", m.Name, "vrid", m.VRID}
 		if a.Reason != vrrp.ReasonNone {
 			attrs = append(attrs, "reason", a.Reason.String())
 		}
@@ -310,7 +352,7 @@ func (i *inst) send(prio uint8, dsts []netip.Addr) {
 		}
 		if err != nil {
 			if i.n.debug {
-				i.n.work.push(job{i: i, a: vrrp.Action{Kind: vrrp.ActLog, Level: slog.LevelDebug, Msg: "advert not sent", Peer: dst}, err: err})
+				i.n.work.push(job{i: i, m: i.m, a: vrrp.Action{Kind: vrrp.ActLog, Level: slog.LevelDebug, Msg: "advert not sent", Peer: dst}, err: err})
 			}
 			continue
 		}
@@ -318,18 +360,23 @@ func (i *inst) send(prio uint8, dsts []netip.Addr) {
 	}
 }
 
-// garp sends repeat rounds of gratuitous ARP / NA for the VIPs, interval
+// allVIPs are an instance's VIPs and excluded VIPs.
+func allVIPs(m *model.Instance) []model.VIP {
+	return append(append([]model.VIP(nil), m.VIPs...), m.ExcludedVIPs...)
+}
+
+// garp sends repeat rounds of gratuitous ARP / NA for vips, interval
 // apart, in the background: the jobs that follow must not wait.
-func (i *inst) garp(repeat int, interval time.Duration) {
+func (i *inst) garp(vips []model.VIP, repeat int, interval time.Duration) {
 	byDev := map[string][]netip.Addr{}
-	for _, v := range append(append([]model.VIP(nil), i.m.VIPs...), i.m.ExcludedVIPs...) {
+	for _, v := range vips {
 		d := i.dev
 		if v.Dev != "" && !v.UseVMAC {
 			d = v.Dev
 		}
 		byDev[d] = append(byDev[d], v.Prefix.Addr())
 	}
-	a, log, name := i.n.opt.Announcer, i.n.log, i.m.Name
+	a, log, name := i.n.opt.Announcer, i.n.log, i.name
 	go func() {
 		for r := range repeat {
 			if r > 0 && interval > 0 {
@@ -346,48 +393,44 @@ func (i *inst) garp(repeat int, interval time.Duration) {
 
 // notifyState runs notify_<state> and notify, and writes the FIFO line,
 // as keepalived: the generic notify gets "INSTANCE" NAME STATE PRIORITY.
-func (i *inst) notifyState(s vrrp.State, priority uint8) {
-	n := i.n
-	name, prio := i.m.Name, int(priority)
+// state is a vrrp.State's name, or DELETED.
+func (n *Node) notifyState(m *model.Instance, state string, priority uint8) {
+	name, prio := m.Name, int(priority)
 	if n.opt.FIFO != nil {
-		n.opt.FIFO.Write(notify.InstanceLine("INSTANCE", name, s.String(), prio))
+		n.opt.FIFO.Write(notify.InstanceLine("INSTANCE", name, state, prio))
 	}
-	nt := i.m.Notify
+	nt := m.Notify
 	var sc *model.Script
-	switch s {
-	case vrrp.StateMaster:
+	switch state {
+	case "MASTER":
 		sc = nt.Master
-	case vrrp.StateBackup:
+	case "BACKUP":
 		sc = nt.Backup
-	case vrrp.StateFault:
+	case "FAULT":
 		sc = nt.Fault
-	case vrrp.StateStop:
+	case "STOP":
 		sc = nt.Stop
+	case "DELETED":
+		sc = nt.Deleted
 	}
 	subject := "vrrp " + name
 	if sc != nil {
 		n.opt.Notify.Run(subject, *sc)
 	}
 	if nt.Any != nil {
-		n.opt.Notify.Run(subject, *nt.Any, "INSTANCE", name, s.String(), strconv.Itoa(prio))
+		n.opt.Notify.Run(subject, *nt.Any, "INSTANCE", name, state, strconv.Itoa(prio))
 	}
 }
 
-func (n *Node) syncTransition(a vrrp.Action) {
+func (n *Node) syncTransition(a vrrp.Action, g *model.SyncGroup) {
 	n.log.Info("vrrp sync group state changed", "group", a.Instance, "from", a.From.String(), "to", a.To.String(), "reason", a.Reason.String())
-	var g *group
-	for _, x := range n.grps {
-		if x.m.Name == a.Instance {
-			g = x
-		}
-	}
 	if n.opt.FIFO != nil {
 		n.opt.FIFO.Write(fmt.Sprintf("GROUP %q %s", a.Instance, a.To))
 	}
 	if g == nil {
 		return
 	}
-	nt := g.m.Notify
+	nt := g.Notify
 	var sc *model.Script
 	switch a.To {
 	case vrrp.StateMaster:

@@ -118,14 +118,9 @@ func (n *Node) newLoop() (*loop, error) {
 		l.close()
 		return nil, err
 	}
-	for k, i := range n.ins {
-		if i.poll == nil {
-			continue
-		}
-		if err := l.add(i.poll.Fd(), int32(tagInst+k)); err != nil {
-			l.close()
-			return nil, fmt.Errorf("vrrp instance %s: %w", i.m.Name, err)
-		}
+	if err := l.register(); err != nil {
+		l.close()
+		return nil, err
 	}
 	n.wakeMu.Lock()
 	n.wakeFd = l.efd
@@ -139,6 +134,34 @@ func (l *loop) add(fd int, tag int32) error {
 		return fmt.Errorf("vrrp loop: epoll_ctl: %w", err)
 	}
 	return nil
+}
+
+// register puts every instance's socket in the epoll set, tagged with
+// its place in n.ins; after a reload it re-tags those already there.
+func (l *loop) register() error {
+	for k, i := range l.n.ins {
+		if i.poll == nil || i.readErrs >= maxReadErrs {
+			continue
+		}
+		op := unix.EPOLL_CTL_ADD
+		if i.polled {
+			op = unix.EPOLL_CTL_MOD
+		}
+		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(tagInst + k)}
+		if err := unix.EpollCtl(l.epfd, op, i.poll.Fd(), &ev); err != nil {
+			return fmt.Errorf("vrrp instance %s: epoll_ctl: %w", i.name, err)
+		}
+		i.polled = true
+	}
+	return nil
+}
+
+// unregister takes i's socket out of the epoll set.
+func (l *loop) unregister(i *inst) {
+	if i.polled {
+		unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, i.poll.Fd(), nil)
+		i.polled = false
+	}
 }
 
 // close closes the loop's descriptors; posts from now on only queue.
@@ -184,6 +207,7 @@ func (l *loop) run(ctx context.Context) {
 	// wakes late finds its master's adverts queued and keeps following
 	// it, instead of taking over on a master down timer that expired
 	// while the adverts waited.
+	l.drain() // what was posted before the eventfd was there to wake the loop
 	l.fireDue()
 	l.arm()
 	for !l.stopping {
@@ -301,11 +325,11 @@ func (l *loop) readSocket(i *inst) {
 			i.readErrs++
 			if !i.readErrLogged || l.n.debug {
 				i.readErrLogged = true
-				l.n.work.push(job{i: i, a: vrrp.Action{Kind: vrrp.ActLog, Level: slog.LevelWarn, Msg: "vrrp socket read failed (said once; more at debug level)"}, err: err})
+				l.n.work.push(job{i: i, m: i.m, a: vrrp.Action{Kind: vrrp.ActLog, Level: slog.LevelWarn, Msg: "vrrp socket read failed (said once; more at debug level)"}, err: err})
 			}
 			if i.readErrs >= maxReadErrs {
-				unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, i.poll.Fd(), nil)
-				l.n.work.push(job{i: i, a: vrrp.Action{Kind: vrrp.ActLog, Level: slog.LevelError, Msg: "vrrp socket keeps failing; the instance hears no adverts"}, err: err})
+				l.unregister(i)
+				l.n.work.push(job{i: i, m: i.m, a: vrrp.Action{Kind: vrrp.ActLog, Level: slog.LevelError, Msg: "vrrp socket keeps failing; the instance hears no adverts"}, err: err})
 				return
 			}
 			continue
@@ -350,7 +374,7 @@ func (l *loop) fireDue() {
 			d, _ := due.in.Deadline(dk)
 			if g := due.stallGrace(); now.Sub(d) > g && !d.Equal(due.downLate) {
 				due.downLate, due.downRetry = d, now.Add(g)
-				n.work.push(job{i: due, a: vrrp.Action{Kind: vrrp.ActLog, Level: slog.LevelInfo,
+				n.work.push(job{i: due, m: due.m, a: vrrp.Action{Kind: vrrp.ActLog, Level: slog.LevelInfo,
 					Msg: "master down timer ran late; listening once more before taking over"}, late: now.Sub(d), grace: g})
 				continue
 			}
@@ -371,7 +395,7 @@ func (l *loop) lateTimer(i *inst, late time.Duration, now time.Time) {
 	if now.Before(l.lateSaid.Add(10 * time.Second)) {
 		return
 	}
-	l.n.work.push(job{i: i, a: vrrp.Action{Kind: vrrp.ActLog, Level: slog.LevelWarn,
+	l.n.work.push(job{i: i, m: i.m, a: vrrp.Action{Kind: vrrp.ActLog, Level: slog.LevelWarn,
 		Msg: "vrrp thread ran late: timers fired after their deadline"}, late: l.lateMax, count: l.lateCount})
 	l.lateSaid, l.lateCount, l.lateMax = now, 0, 0
 }

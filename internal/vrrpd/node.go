@@ -66,7 +66,8 @@ type Options struct {
 	ScriptExec notify.Exec
 	// OnTransition, when set, is told every instance's state change, in
 	// order, on the node's worker goroutine (never the VRRP thread, so
-	// it may block briefly: lvs_sync_daemon follows one instance).
+	// it may block briefly: lvs_sync_daemon follows one instance). An
+	// instance a reload removes goes to STOP.
 	OnTransition func(instance string, from, to vrrp.State)
 	// NoRealtime keeps the VRRP thread in normal scheduling even where
 	// realtime is permitted.
@@ -95,6 +96,13 @@ type Node struct {
 	doneOnce sync.Once
 	work     *worker
 	state    *track.State
+
+	// lp is the loop, and running is closed once it runs; reloadMu
+	// keeps reloads one at a time.
+	lp       *loop
+	running  chan struct{}
+	reloadMu sync.Mutex
+	trk      *trackers
 }
 
 type group struct {
@@ -147,23 +155,61 @@ func New(cfg *model.Config, opt Options) (*Node, error) {
 	_, realClock := opt.Clock.(clock.Real)
 	n := &Node{cfg: cfg, opt: opt, log: opt.Log, clk: opt.Clock, byNm: map[string]*inst{}, realClock: realClock,
 		debug: opt.Log.Enabled(context.Background(), slog.LevelDebug),
-		inbox: make(chan event, 1024), wakeFd: -1, done: make(chan struct{}), work: newWorker(), state: track.NewState()}
+		inbox: make(chan event, 1024), wakeFd: -1, done: make(chan struct{}), work: newWorker(), state: track.NewState(),
+		running: make(chan struct{})}
+	if err := checkInstances(cfg); err != nil {
+		return nil, err
+	}
 	for _, m := range cfg.Instances {
-		if _, err := vrrp.ConfigFromModel(m); err != nil {
-			return nil, err
-		}
-		if m.Interface == "" {
-			return nil, fmt.Errorf("vrrp instance %s: no interface", m.Name)
-		}
-		i := &inst{n: n, m: m, base: m.Interface, dev: m.Interface}
-		i.tracked = track.Resolve(&cfg.VRRP, m.TrackScript, m.TrackInterface, m.TrackFile)
+		i := n.newInst(cfg, m)
 		n.ins = append(n.ins, i)
 		n.byNm[m.Name] = i
 	}
 	for _, g := range cfg.SyncGroups {
-		n.grps = append(n.grps, &group{m: g, tracked: track.Resolve(&cfg.VRRP, g.TrackScript, g.TrackInterface, g.TrackFile)})
+		n.grps = append(n.grps, newGroup(cfg, g))
 	}
 	return n, nil
+}
+
+// checkInstances refuses instances the node cannot run.
+func checkInstances(cfg *model.Config) error {
+	for _, m := range cfg.Instances {
+		if _, err := vrrp.ConfigFromModel(m); err != nil {
+			return err
+		}
+		if m.Interface == "" {
+			return fmt.Errorf("vrrp instance %s: no interface", m.Name)
+		}
+	}
+	return nil
+}
+
+// newInst is instance m of cfg, not yet open.
+func (n *Node) newInst(cfg *model.Config, m *model.Instance) *inst {
+	i := &inst{n: n, name: m.Name, m: m, base: m.Interface, dev: m.Interface}
+	i.tracked = track.Resolve(&cfg.VRRP, m.TrackScript, m.TrackInterface, m.TrackFile)
+	return i
+}
+
+func newGroup(cfg *model.Config, g *model.SyncGroup) *group {
+	return &group{m: g, tracked: track.Resolve(&cfg.VRRP, g.TrackScript, g.TrackInterface, g.TrackFile)}
+}
+
+// groupUp makes g's state machine of its members that n has.
+func (n *Node) groupUp(g *group) error {
+	var members []*vrrp.Instance
+	for _, r := range g.m.Members {
+		if i := n.byNm[r.Name]; i != nil {
+			members = append(members, i.in)
+			i.group = g
+		}
+	}
+	sg, err := vrrp.NewSyncGroup(g.m.Name, members...)
+	if err != nil {
+		return err
+	}
+	g.g = sg
+	return nil
 }
 
 // Run opens the sockets, starts the instances and trackers, and runs
@@ -172,27 +218,18 @@ func New(cfg *model.Config, opt Options) (*Node, error) {
 func (n *Node) Run(ctx context.Context) error {
 	defer n.closeDone()
 	for _, i := range n.ins {
-		if err := i.open(ctx); err != nil {
+		if err := i.open(ctx, &n.cfg.Global); err != nil {
 			n.closeConns()
 			n.deleteVMACs()
 			return err
 		}
 	}
 	for _, g := range n.grps {
-		var members []*vrrp.Instance
-		for _, r := range g.m.Members {
-			if i := n.byNm[r.Name]; i != nil {
-				members = append(members, i.in)
-				i.group = g
-			}
-		}
-		sg, err := vrrp.NewSyncGroup(g.m.Name, members...)
-		if err != nil {
+		if err := n.groupUp(g); err != nil {
 			n.closeConns()
 			n.deleteVMACs()
 			return err
 		}
-		g.g = sg
 	}
 	l, err := n.newLoop()
 	if err != nil {
@@ -200,12 +237,13 @@ func (n *Node) Run(ctx context.Context) error {
 		n.deleteVMACs()
 		return err
 	}
+	n.lp = l
 	go n.work.run(n.doJob, n.log)
-	tctx, stopTrackers := context.WithCancel(ctx)
-	trackDone := n.startTrackers(tctx)
+	n.trk = newTrackers(ctx, n)
+	n.trk.reconcile(n.cfg, n.ins)
 	for _, i := range n.ins {
 		if i.poll == nil {
-			go i.recvLoop()
+			go i.recvLoop(i.conn)
 		}
 	}
 	loopDone := make(chan struct{})
@@ -213,8 +251,11 @@ func (n *Node) Run(ctx context.Context) error {
 		defer close(loopDone)
 		l.run(ctx)
 	}()
+	close(n.running)
 	<-loopDone
-	stopTrackers()
+	n.reloadMu.Lock() // a reload under way has finished
+	defer n.reloadMu.Unlock()
+	n.trk.stop()
 	n.work.stop() // the VIPs are gone, the last scripts queued
 	n.deleteVMACs()
 	waited := make(chan struct{})
@@ -224,7 +265,6 @@ func (n *Node) Run(ctx context.Context) error {
 	case <-time.After(5 * time.Second):
 		n.log.Warn("notify scripts still running at stop")
 	}
-	<-trackDone
 	n.log.Info("vrrp stopped")
 	return nil
 }
@@ -258,7 +298,7 @@ func (n *Node) handle(ev event) {
 			n.retrack()
 		}
 	case evRecvErr:
-		n.work.push(job{i: ev.i, a: vrrp.Action{Kind: vrrp.ActLog, Level: slog.LevelError, Msg: "vrrp socket read failed; the instance hears no adverts"}, err: ev.err})
+		n.work.push(job{i: ev.i, m: ev.i.m, a: vrrp.Action{Kind: vrrp.ActLog, Level: slog.LevelError, Msg: "vrrp socket read failed; the instance hears no adverts"}, err: ev.err})
 	case evCall:
 		ev.f()
 	}
@@ -291,76 +331,6 @@ func (n *Node) retrack() {
 	}
 }
 
-func (n *Node) startTrackers(ctx context.Context) <-chan struct{} {
-	out := make(chan track.Update, 64)
-	done := make(chan struct{})
-	running := 0
-	fin := make(chan struct{}, 64)
-	scripts, ifaces, files := map[string]bool{}, map[string]bool{}, map[string]bool{}
-	add := func(t track.Tracked) {
-		for _, r := range t.Scripts {
-			scripts[r.Name] = true
-		}
-		for _, r := range t.Interfaces {
-			ifaces[r.Name] = true
-		}
-		for _, r := range t.Files {
-			files[r.Name] = true
-		}
-	}
-	for _, i := range n.ins {
-		add(i.tracked)
-		ifaces[i.base] = true
-		if i.vmac != "" {
-			ifaces[i.vmac] = true
-		}
-	}
-	for _, g := range n.grps {
-		add(g.tracked)
-	}
-	g := n.cfg.Global
-	for _, s := range n.cfg.Scripts {
-		if scripts[s.Name] {
-			running++
-			go func() {
-				track.RunScript(ctx, s, track.ScriptOptions{User: g.ScriptUser, Group: g.ScriptGroup, Exec: n.opt.ScriptExec, Clock: n.clk, Log: n.log}, out)
-				fin <- struct{}{}
-			}()
-		}
-	}
-	for _, f := range n.cfg.TrackFiles {
-		if files[f.Name] {
-			running++
-			go func() { track.RunFile(ctx, f, 0, out); fin <- struct{}{} }()
-		}
-	}
-	if !n.opt.NoInterfaceTracking {
-		var names []string
-		for name := range ifaces {
-			names = append(names, name)
-		}
-		running++
-		go func() {
-			if err := track.RunInterfaces(ctx, names, out); err != nil {
-				n.log.Error("interface tracking stopped", "err", err)
-			}
-			fin <- struct{}{}
-		}()
-	}
-	go func() {
-		defer close(done)
-		for left := running; left > 0; {
-			select {
-			case u := <-out:
-				n.post(event{kind: evTrack, upd: u})
-			case <-fin:
-				left--
-			}
-		}
-	}()
-	return done
-}
-
 // closeConns closes the sockets and stops the clock's timers.
 func (n *Node) closeConns() {
 	for _, i := range n.ins {
@@ -379,6 +349,24 @@ func (n *Node) deleteVMACs() {
 			if err := n.opt.Announcer.DeleteVMAC(i.vmac); err != nil {
 				n.log.Warn("vmac not removed", "instance", i.m.Name, "vmac", i.vmac, "err", err)
 			}
+		}
+	}
+}
+
+// callLoop runs f in the loop and reports whether it did: once the loop
+// has ended it does not run f.
+func (n *Node) callLoop(f func()) bool {
+	ran := make(chan struct{})
+	n.post(event{kind: evCall, f: func() { f(); close(ran) }})
+	select {
+	case <-ran:
+		return true
+	case <-n.done:
+		select {
+		case <-ran:
+			return true
+		default:
+			return false
 		}
 	}
 }

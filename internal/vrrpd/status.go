@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/keepvs/keepvs/internal/model"
 	"github.com/keepvs/keepvs/internal/track"
 	"github.com/keepvs/keepvs/internal/vrrp/packet"
 )
@@ -36,9 +37,14 @@ type Stats struct {
 	DropsByReason map[string]uint64 `json:"drops_by_reason,omitempty"`
 }
 
-// instSnap is what Status copies out of the loop: values only, so the
-// loop allocates nothing for it.
+// instSnap is what Status copies out of the loop: values and the
+// instance's configuration (which a reload replaces, never changes), so
+// the loop allocates nothing for it but the slice.
 type instSnap struct {
+	m       *model.Instance
+	base    string
+	group   string
+	src     netip.Addr
 	ok      bool
 	state   string
 	prio    int
@@ -50,32 +56,36 @@ type instSnap struct {
 
 // Status is every instance's state and counters.
 func (n *Node) Status() []InstanceStatus {
-	snaps := make([]instSnap, len(n.ins))
+	var snaps []instSnap
 	n.call(func() {
+		snaps = make([]instSnap, len(n.ins))
 		for k, i := range n.ins {
+			sn := &snaps[k]
+			sn.m, sn.base = i.m, i.base
+			if i.group != nil {
+				sn.group = i.group.m.Name
+			}
 			if i.in == nil {
 				continue
 			}
 			master, _ := i.in.Master()
-			snaps[k] = instSnap{ok: true, state: i.in.State().String(), prio: int(i.in.Priority()), vipsSet: i.in.VIPsSet(),
-				master: master, since: i.since, stats: i.stats}
+			sn.ok, sn.state, sn.prio, sn.vipsSet = true, i.in.State().String(), int(i.in.Priority()), i.in.VIPsSet()
+			sn.src, sn.master, sn.since, sn.stats = i.cfg.Src, master, i.since, i.stats
 		}
 	})
 	var out []InstanceStatus
-	for k, i := range n.ins {
-		s := InstanceStatus{Name: i.m.Name, Interface: i.base, VRID: i.m.VRID, Version: i.m.Version,
-			BasePriority: i.m.Priority, State: "INIT", Priority: i.m.Priority}
-		for _, v := range i.m.VIPs {
+	for _, sn := range snaps {
+		m := sn.m
+		s := InstanceStatus{Name: m.Name, Interface: sn.base, VRID: m.VRID, Version: m.Version,
+			BasePriority: m.Priority, State: "INIT", Priority: m.Priority, SyncGroup: sn.group}
+		for _, v := range m.VIPs {
 			s.VIPs = append(s.VIPs, v.Prefix.String())
 		}
-		if i.group != nil {
-			s.SyncGroup = i.group.m.Name
-		}
-		if sn := snaps[k]; sn.ok {
+		if sn.ok {
 			s.State = sn.state
 			s.Priority = sn.prio
 			s.HoldsVIPs = sn.vipsSet
-			s.Src = i.cfg.Src.String()
+			s.Src = sn.src.String()
 			if sn.master.IsValid() {
 				s.Master = sn.master.String()
 			}

@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/keepvs/keepvs/internal/model"
 	"github.com/keepvs/keepvs/internal/vrrp"
 	"github.com/keepvs/keepvs/internal/vrrp/packet"
 )
@@ -17,7 +18,11 @@ import (
 // time, so the worker never reads the state machine, which belongs to
 // the loop.
 type job struct {
-	i     *inst // nil for a sync group's transition and the loop's own logs
+	i *inst // nil for a sync group's transition and the loop's own logs
+	// m is i's configuration when the action happened (a reload may
+	// have given i another since), g the sync group's.
+	m     *model.Instance
+	g     *model.SyncGroup
 	a     vrrp.Action
 	prio  uint8      // the instance's priority when the action happened
 	state vrrp.State // and its state
@@ -26,6 +31,12 @@ type job struct {
 	count uint64
 	// late and grace: a master down timer that ran late (loop.fireDue).
 	late, grace time.Duration
+	// A reload's work: removed, the instance's transition to STOP is its
+	// removal; addrs, the VIPs and routes it took away and added;
+	// deleteVMAC, a VMAC no instance uses now.
+	removed    bool
+	addrs      *addrChange
+	deleteVMAC string
 }
 
 // droppable jobs only log.
