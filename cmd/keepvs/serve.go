@@ -272,7 +272,7 @@ func subsystems(opts parsed) func(*model.Config) {
 		if vrrpOnly {
 			c.LVS = model.LVS{}
 		} else {
-			c.VRRP.Instances, c.VRRP.SyncGroups = nil, nil
+			c.VRRP = model.VRRP{}
 		}
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"os"
@@ -44,6 +45,18 @@ type vrrpRunner struct {
 	onTransition func(instance string, from, to vrrp.State)
 	node         atomic.Pointer[vrrpd.Node]
 	stopNode     func()
+	// ann is the netlink side, opened with the first configuration that
+	// has VRRP; statics are the static_ipaddress, static_routes and
+	// static_rules it installed, removed at stop as keepalived does.
+	ann        *announce.Announcer
+	statics    model.VRRP
+	staticsDev string // the default_interface they were added with
+}
+
+// hasVRRP reports whether cfg has anything keepalived's VRRP process
+// runs: instances, or static addresses, routes or rules.
+func hasVRRP(cfg *model.Config) bool {
+	return len(cfg.Instances)+len(cfg.StaticAddresses)+len(cfg.StaticRoutes)+len(cfg.StaticRules) > 0
 }
 
 // runVRRP starts the VRRP instances of cfg, if it has any, and adds them
@@ -72,6 +85,9 @@ func runVRRP(ctx context.Context, cfg *model.Config, log *slog.Logger, srv *api.
 // reload applies a configuration accepted by reload(): the running node
 // reloads; with none yet, one starts if cfg has vrrp_instances.
 func (r *vrrpRunner) reload(cfg *model.Config) {
+	if r.ann != nil {
+		r.applyStatics(cfg)
+	}
 	node := r.node.Load()
 	if node == nil {
 		r.start(cfg)
@@ -90,23 +106,105 @@ func (r *vrrpRunner) reload(cfg *model.Config) {
 
 // stop stops the instances (a master sends priority 0 and removes its
 // VIPs) and waits until that is done.
-func (r *vrrpRunner) stop() { r.stopNode() }
+func (r *vrrpRunner) stop() {
+	r.stopNode()
+	if r.ann != nil {
+		r.applyStatics(&model.Config{})
+		r.ann.Close()
+	}
+}
+
+// open opens the netlink side and removes what a crashed run left.
+func (r *vrrpRunner) open() bool {
+	if r.ann != nil {
+		return true
+	}
+	ann, err := announce.New(r.log, vrrpStateFile())
+	if err != nil {
+		r.log.Error("vrrp not started", "err", err)
+		return false
+	}
+	if gone, err := ann.RemoveStale(); err != nil {
+		r.log.Warn("vips left by a previous run not removed", "err", err)
+	} else if len(gone) > 0 {
+		r.log.Warn("removed vips a previous run left behind", "vips", gone)
+	}
+	r.ann = ann
+	return true
+}
+
+// applyStatics makes the static addresses, routes and rules cfg's: those
+// no longer configured are removed, new ones added (keepalived's reload).
+// Addresses without a dev go on default_interface.
+func (r *vrrpRunner) applyStatics(cfg *model.Config) {
+	dev := cfg.Global.DefaultInterface
+	if dev == "" {
+		dev = r.staticsDev
+	}
+	gone, added := diffStatics(r.statics.StaticRules, cfg.StaticRules)
+	if err := r.ann.RemoveRules(gone); err != nil {
+		r.log.Error("static rules not all removed", "err", err)
+	}
+	goneR, addedR := diffStatics(r.statics.StaticRoutes, cfg.StaticRoutes)
+	if err := r.ann.RemoveRoutes(r.staticsDev, goneR); err != nil {
+		r.log.Error("static routes not all removed", "err", err)
+	}
+	goneA, addedA := diffStatics(r.statics.StaticAddresses, cfg.StaticAddresses)
+	if err := r.ann.RemoveVIPs(r.staticsDev, goneA); err != nil {
+		r.log.Error("static addresses not all removed", "err", err)
+	}
+	if err := r.ann.AddVIPs(dev, addedA); err != nil {
+		r.log.Error("static addresses not all added", "err", err)
+	}
+	if err := r.ann.AddRoutes(dev, addedR); err != nil {
+		r.log.Error("static routes not all added", "err", err)
+	}
+	if err := r.ann.AddRules(added); err != nil {
+		r.log.Error("static rules not all added", "err", err)
+	}
+	if n := len(gone) + len(goneR) + len(goneA) + len(added) + len(addedR) + len(addedA); n > 0 {
+		r.log.Info("static addresses, routes and rules applied", "addresses", len(cfg.StaticAddresses), "routes", len(cfg.StaticRoutes), "rules", len(cfg.StaticRules),
+			"removed", len(gone)+len(goneR)+len(goneA), "added", len(added)+len(addedR)+len(addedA))
+	}
+	r.statics = model.VRRP{StaticAddresses: cfg.StaticAddresses, StaticRoutes: cfg.StaticRoutes, StaticRules: cfg.StaticRules}
+	r.staticsDev = dev
+}
+
+// diffStatics is what goes and what comes between two lists, an entry
+// being the same when its JSON is (positions are not in it).
+func diffStatics[T any](old, new []T) (gone, added []T) {
+	key := func(x T) string { b, _ := json.Marshal(x); return string(b) }
+	in := func(xs []T) map[string]bool {
+		m := map[string]bool{}
+		for _, x := range xs {
+			m[key(x)] = true
+		}
+		return m
+	}
+	o, n := in(old), in(new)
+	for _, x := range old {
+		if !n[key(x)] {
+			gone = append(gone, x)
+		}
+	}
+	for _, x := range new {
+		if !o[key(x)] {
+			added = append(added, x)
+		}
+	}
+	return gone, added
+}
 
 func (r *vrrpRunner) start(cfg *model.Config) {
+	if !hasVRRP(cfg) || !r.open() {
+		return
+	}
+	r.applyStatics(cfg)
 	if len(cfg.Instances) == 0 {
 		return
 	}
-	log := r.log
-	ann, err := announce.New(log, vrrpStateFile())
-	if err != nil {
-		log.Error("vrrp not started", "err", err)
-		return
-	}
-	if gone, err := ann.RemoveStale(); err != nil {
-		log.Warn("vips left by a previous run not removed", "err", err)
-	} else if len(gone) > 0 {
-		log.Warn("removed vips a previous run left behind", "vips", gone)
-	}
+	log, ann := r.log, r.ann
+	var err error
 	// An instance starts in BACKUP: its VIPs must not be here yet (a
 	// keepalived or keepvs killed with -9 leaves them).
 	for _, in := range cfg.Instances {
@@ -131,7 +229,6 @@ func (r *vrrpRunner) start(cfg *model.Config) {
 	node, err := vrrpd.New(cfg, opt)
 	if err != nil {
 		log.Error("vrrp not started", "err", err)
-		ann.Close()
 		return
 	}
 	ctx, cancel := context.WithCancel(r.ctx)
@@ -146,7 +243,6 @@ func (r *vrrpRunner) start(cfg *model.Config) {
 	r.stopNode = func() {
 		cancel()
 		<-done
-		ann.Close()
 		if fifo != nil {
 			fifo.Close()
 		}

@@ -314,7 +314,7 @@ func (p *vrrpProcess) status() []vrrpd.InstanceStatus {
 }
 
 // reload starts the child with the first configuration that has
-// vrrp_instances; later ones it tells the child to read (the child reads
+// vrrp_instances or static addresses, routes or rules; later ones it tells the child to read (the child reads
 // the files itself, the parent having accepted them).
 func (p *vrrpProcess) reload(cfg *model.Config) {
 	p.mu.Lock()
@@ -322,7 +322,7 @@ func (p *vrrpProcess) reload(cfg *model.Config) {
 	switch {
 	case p.stopping:
 	case !p.running:
-		if len(cfg.Instances) > 0 {
+		if hasVRRP(cfg) {
 			p.running = true
 			go p.supervise(p.ctx)
 		}

@@ -284,7 +284,13 @@ func (n *Node) doJob(j job) {
 		if err := n.opt.Announcer.AddRoutes(i.dev, m.Routes); err != nil {
 			log.Error("virtual routes not all added", "instance", m.Name, "err", err)
 		}
+		if err := n.opt.Announcer.AddRules(m.Rules); err != nil {
+			log.Error("virtual rules not all added", "instance", m.Name, "err", err)
+		}
 	case vrrp.ActRemoveVIPs:
+		if err := n.opt.Announcer.RemoveRules(m.Rules); err != nil {
+			log.Error("virtual rules not all removed", "instance", m.Name, "err", err)
+		}
 		if err := n.opt.Announcer.RemoveRoutes(i.dev, m.Routes); err != nil {
 			log.Error("virtual routes not all removed", "instance", m.Name, "err", err)
 		}

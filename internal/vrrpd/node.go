@@ -39,6 +39,8 @@ type Announcer interface {
 	RemoveVIPs(dev string, vips []model.VIP) error
 	AddRoutes(dev string, routes []model.Route) error
 	RemoveRoutes(dev string, routes []model.Route) error
+	AddRules(rules []model.Rule) error
+	RemoveRules(rules []model.Rule) error
 	GARP(dev string, addrs []netip.Addr) error
 	PrimaryAddr(dev string, v6 bool) (netip.Addr, error)
 	CreateVMAC(parent, name string, mac net.HardwareAddr) error

@@ -51,6 +51,8 @@ func (f *fakeAnnouncer) holds(a netip.Addr) bool {
 
 func (f *fakeAnnouncer) AddRoutes(string, []model.Route) error    { return nil }
 func (f *fakeAnnouncer) RemoveRoutes(string, []model.Route) error { return nil }
+func (f *fakeAnnouncer) AddRules([]model.Rule) error              { return nil }
+func (f *fakeAnnouncer) RemoveRules([]model.Rule) error           { return nil }
 func (f *fakeAnnouncer) GARP(string, []netip.Addr) error {
 	f.mu.Lock()
 	f.garp++

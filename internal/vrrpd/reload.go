@@ -110,6 +110,7 @@ type change struct {
 type addrChange struct {
 	removeVIPs, addVIPs     []model.VIP
 	removeRoutes, addRoutes []model.Route
+	removeRules, addRules   []model.Rule
 	garpRepeat              int
 	garpInterval            time.Duration
 }
@@ -210,7 +211,8 @@ func (i *inst) reconfigured(m *model.Instance, g *model.Global) (change, bool) {
 	a := &addrChange{garpRepeat: cfg.GARP.MasterRepeat, garpInterval: cfg.GARP.Interval}
 	a.removeVIPs, a.addVIPs = diff(allVIPs(i.m), allVIPs(m))
 	a.removeRoutes, a.addRoutes = diff(i.m.Routes, m.Routes)
-	if len(a.removeVIPs)+len(a.addVIPs)+len(a.removeRoutes)+len(a.addRoutes) > 0 {
+	a.removeRules, a.addRules = diff(i.m.Rules, m.Rules)
+	if len(a.removeVIPs)+len(a.addVIPs)+len(a.removeRoutes)+len(a.addRoutes)+len(a.removeRules)+len(a.addRules) > 0 {
 		c.addrs = a
 	}
 	return c, true
@@ -326,6 +328,11 @@ func (p *plan) abandon() {
 // ones come and are announced.
 func (i *inst) changeAddrs(m *model.Instance, a *addrChange) {
 	ann, log := i.n.opt.Announcer, i.n.log
+	if len(a.removeRules) > 0 {
+		if err := ann.RemoveRules(a.removeRules); err != nil {
+			log.Error("virtual rules not all removed", "instance", m.Name, "err", err)
+		}
+	}
 	if len(a.removeRoutes) > 0 {
 		if err := ann.RemoveRoutes(i.dev, a.removeRoutes); err != nil {
 			log.Error("virtual routes not all removed", "instance", m.Name, "err", err)
@@ -346,8 +353,14 @@ func (i *inst) changeAddrs(m *model.Instance, a *addrChange) {
 			log.Error("virtual routes not all added", "instance", m.Name, "err", err)
 		}
 	}
+	if len(a.addRules) > 0 {
+		if err := ann.AddRules(a.addRules); err != nil {
+			log.Error("virtual rules not all added", "instance", m.Name, "err", err)
+		}
+	}
 	log.Info("vrrp reload changed the vips of a master", "instance", m.Name, "vrid", m.VRID,
-		"vips_removed", len(a.removeVIPs), "vips_added", len(a.addVIPs), "routes_removed", len(a.removeRoutes), "routes_added", len(a.addRoutes))
+		"vips_removed", len(a.removeVIPs), "vips_added", len(a.addVIPs), "routes_removed", len(a.removeRoutes), "routes_added", len(a.addRoutes),
+		"rules_removed", len(a.removeRules), "rules_added", len(a.addRules))
 	if len(a.addVIPs) > 0 {
 		i.garp(a.addVIPs, max(a.garpRepeat, 1), a.garpInterval)
 	}

@@ -112,6 +112,20 @@ func (a recAnnouncer) RemoveRoutes(dev string, rs []model.Route) error {
 	return nil
 }
 
+func (a recAnnouncer) AddRules(rs []model.Rule) error {
+	if len(rs) > 0 {
+		a.add("add-rules %d", len(rs))
+	}
+	return nil
+}
+
+func (a recAnnouncer) RemoveRules(rs []model.Rule) error {
+	if len(rs) > 0 {
+		a.add("remove-rules %d", len(rs))
+	}
+	return nil
+}
+
 func (a recAnnouncer) GARP(dev string, addrs []netip.Addr) error {
 	a.addTo(&a.garps, "%s %v", dev, addrs)
 	return nil

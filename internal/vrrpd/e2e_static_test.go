@@ -1,0 +1,62 @@
+package vrrpd_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestStaticAndRules: static_ipaddress, static_routes and static_rules are
+// installed at start (with or without a vrrp_instance), follow a reload
+// and are removed at stop, as keepalived's VRRP process does; an
+// instance's virtual_rules come and go with MASTER, as its VIPs do.
+func TestStaticAndRules(t *testing.T) {
+	l := newLAN(t, 151)
+	n := l.net
+	statics := func(addr, rule string) string {
+		return "static_ipaddress {\n    " + addr + " dev eth0\n}\n" +
+			"static_routes {\n    198.51.100.0/24 via " + n + "3 dev eth0\n}\n" +
+			"static_rules {\n    " + rule + "\n}\n"
+	}
+	inst := instanceConf("VI_1", 51, 150, "0.1", 3, l.vip.String()+"/24",
+		"    virtual_rules {\n        from "+l.vip.String()+" table 101 priority 1101\n    }\n")
+	conf := globalConf("d1") + statics(n+"200/24", "from "+n+"201 table 100 priority 1100") + inst
+	d := startDirector(t, l.bed, "d1", "keepvs", conf)
+	has := func(what string, args ...string) bool {
+		out, _ := l.bed.Run("d1", args...)
+		return strings.Contains(out, what)
+	}
+	addrs := func(what string) bool { return has(what, "ip", "-4", "addr", "show", "dev", "eth0") }
+	routes := func(what string) bool { return has(what, "ip", "-4", "route", "show") }
+	rules := func(what string) bool { return has(what, "ip", "-4", "rule", "show") }
+
+	eventually(t, "master holds the vip", 5*time.Second, func() bool { return d.holds(l.vip) })
+	eventually(t, "statics and the virtual rule installed", 3*time.Second, func() bool {
+		return addrs(n+"200/24") && routes("198.51.100.0/24 via "+n+"3") && rules("1100:\tfrom "+n+"201 lookup 100") &&
+			rules("1101:\tfrom "+l.vip.String()+" lookup 101")
+	})
+
+	// A reload: the static address and rule change, the route stays.
+	d.reload(globalConf("d1") + statics(n+"202/24", "from "+n+"203 table 100 priority 1102") + inst)
+	eventually(t, "statics follow the reload", 3*time.Second, func() bool {
+		return !addrs(n+"200/24") && addrs(n+"202/24") && !rules("1100:") && rules("1102:\tfrom "+n+"203 lookup 100") &&
+			routes("198.51.100.0/24 via "+n+"3")
+	})
+	if !rules("1101:") || !d.holds(l.vip) {
+		t.Fatalf("the reload moved the master's vip or virtual rule:\n%s", l.bed.MustRun("d1", "ip", "rule", "show"))
+	}
+
+	d.stop()
+	if addrs(n+"202/24") || routes("198.51.100.0/24") || rules("1102:") || rules("1101:") || d.holds(l.vip) {
+		t.Fatalf("left behind at stop:\n%s%s%s", l.bed.MustRun("d1", "ip", "-4", "addr"), l.bed.MustRun("d1", "ip", "-4", "route"), l.bed.MustRun("d1", "ip", "-4", "rule"))
+	}
+
+	// Statics alone (no vrrp_instance) start the VRRP process too.
+	d2 := startDirector(t, l.bed, "d2", "keepvs", globalConf("d2")+statics(n+"210/24", "from "+n+"211 table 100 priority 1110"))
+	eventually(t, "statics without an instance", 5*time.Second, func() bool {
+		out, _ := l.bed.Run("d2", "ip", "-4", "addr", "show", "dev", "eth0")
+		rl, _ := l.bed.Run("d2", "ip", "-4", "rule", "show")
+		return strings.Contains(out, n+"210/24") && strings.Contains(rl, "1110:")
+	})
+	d2.stop()
+}
