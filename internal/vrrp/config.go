@@ -55,6 +55,9 @@ type Config struct {
 	Unicast bool
 	// CheckUnicastSrc: unicast adverts only from Dst.
 	CheckUnicastSrc bool
+	// PeerTTL, when not nil, is each unicast peer's (Dst's) accepted TTL
+	// range (min_ttl, max_ttl).
+	PeerTTL []packet.TTLRange
 	// AuthType and AuthData: VRRPv2 authentication (AuthNone or AuthPass).
 	AuthType packet.AuthType
 	AuthData [packet.AuthDataLen]byte
@@ -129,6 +132,7 @@ func (c *Config) Expect() packet.Expect {
 	}
 	if c.Unicast {
 		e.UnicastPeers = c.Dst
+		e.PeerTTL = c.PeerTTL
 	}
 	return e
 }

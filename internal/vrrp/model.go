@@ -54,8 +54,20 @@ func ConfigFromModel(m *model.Instance) (Config, error) {
 		if m.UnicastSrcIP.IsValid() {
 			c.Src = m.UnicastSrcIP
 		}
+		ranged := false
 		for _, p := range m.UnicastPeers {
 			c.Dst = append(c.Dst, p.Addr)
+			r := packet.TTLRange{Min: 0, Max: 255}
+			if p.MinTTL != nil {
+				r.Min, ranged = uint8(*p.MinTTL), true
+			}
+			if p.MaxTTL != nil {
+				r.Max, ranged = uint8(*p.MaxTTL), true
+			}
+			c.PeerTTL = append(c.PeerTTL, r)
+		}
+		if !ranged {
+			c.PeerTTL = nil
 		}
 	} else {
 		c.Dst = []netip.Addr{m.McastDstIP}

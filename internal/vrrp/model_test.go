@@ -35,7 +35,7 @@ vrrp_instance VI_1 {
 	preempt_delay 3
 	unicast_src_ip 10.0.0.1
 	unicast_peer {
-		10.0.0.2
+		10.0.0.2 min_ttl 60
 		10.0.0.3
 	}
 	garp_master_delay 1
@@ -65,6 +65,12 @@ vrrp_instance VI_2 {
 		len(c.VIPs) != 1 || c.VIPs[0] != netip.MustParseAddr("10.0.0.100") ||
 		c.GARP.MasterDelay != time.Second || c.GARP.MasterRepeat != 2 || c.DownTimerAdverts != 3 {
 		t.Errorf("VI_1: %+v", c)
+	}
+	if len(c.PeerTTL) != 2 || c.PeerTTL[0] != (packet.TTLRange{Min: 60, Max: 255}) || c.PeerTTL[1] != (packet.TTLRange{Min: 0, Max: 255}) {
+		t.Errorf("VI_1 peer ttl ranges %v", c.PeerTTL)
+	}
+	if e := c.Expect(); len(e.PeerTTL) != 2 {
+		t.Errorf("Expect carries no peer ttl ranges: %+v", e)
 	}
 	// state MASTER clears preempt_delay in the model, as in keepalived.
 	if c.PreemptDelay != 0 {

@@ -50,6 +50,10 @@ type Expect struct {
 	// must come from one of UnicastPeers.
 	CheckUnicastSrc bool
 	UnicastPeers    []netip.Addr
+	// PeerTTL, when not nil, holds for each of UnicastPeers the TTL (hop
+	// limit) range its adverts must arrive with: keepalived's min_ttl and
+	// max_ttl. An advert outside it is DropTTL.
+	PeerTTL []TTLRange
 	// V3ChecksumAsV2 is keepalived's v3_checksum_as_v2: the VRRPv3 IPv4
 	// checksum without the pseudo header.
 	V3ChecksumAsV2 bool
@@ -201,8 +205,19 @@ func ValidateInto(a *Advert, pkt []byte, meta RecvMeta, want *Expect) DropReason
 	if want.Unicast && want.CheckUnicastSrc && !slices.Contains(want.UnicastPeers, meta.Src) {
 		return DropUnicastSrc
 	}
+	if want.Unicast && want.PeerTTL != nil && meta.TTL >= 0 {
+		if k := slices.Index(want.UnicastPeers, meta.Src); k >= 0 && k < len(want.PeerTTL) && !want.PeerTTL[k].Holds(meta.TTL) {
+			return DropTTL
+		}
+	}
 	return DropNone
 }
+
+// TTLRange is an inclusive range of IPv4 TTLs or IPv6 hop limits.
+type TTLRange struct{ Min, Max uint8 }
+
+// Holds reports whether ttl is in the range.
+func (r TTLRange) Holds(ttl int) bool { return ttl >= int(r.Min) && ttl <= int(r.Max) }
 
 // checksumOK checks the checksum of a message whose length is known good.
 func checksumOK(pkt []byte, meta RecvMeta, want *Expect) bool {

@@ -125,6 +125,14 @@ func TestValidateDrops(t *testing.T) {
 			with(expectV3(), func(e *Expect) {
 				e.Unicast, e.CheckUnicastSrc, e.UnicastPeers = true, true, []netip.Addr{peer4}
 			}), DropUnicastSrc},
+		{"unicast peer's ttl under its min_ttl", craft(t, advertV3(), encUni4, nil), unicast4,
+			with(expectV3(), func(e *Expect) {
+				e.Unicast, e.UnicastPeers, e.PeerTTL = true, []netip.Addr{peer4, src4}, []TTLRange{{0, 255}, {65, 255}}
+			}), DropTTL},
+		{"unicast peer's ttl over its max_ttl", craft(t, advertV3(), encUni4, nil), unicast4,
+			with(expectV3(), func(e *Expect) {
+				e.Unicast, e.UnicastPeers, e.PeerTTL = true, []netip.Addr{src4}, []TTLRange{{0, 63}}
+			}), DropTTL},
 	}
 	seen := map[DropReason]bool{}
 	for _, tt := range tests {
@@ -379,5 +387,18 @@ func TestDropReasonString(t *testing.T) {
 	}
 	if DropNone.Dropped() || !DropChecksum.Dropped() {
 		t.Error("Dropped is wrong")
+	}
+}
+
+// TestPeerTTLInRange: a unicast advert whose TTL is within its peer's
+// min_ttl..max_ttl is accepted, and the range is the sender's, not
+// another peer's.
+func TestPeerTTLInRange(t *testing.T) {
+	pkt := craft(t, advertV3(), encUni4, nil)
+	e := with(expectV3(), func(e *Expect) {
+		e.Unicast, e.UnicastPeers, e.PeerTTL = true, []netip.Addr{peer4, src4}, []TTLRange{{200, 255}, {64, 64}}
+	})
+	if _, r := Validate(pkt, unicast4, e); r != DropNone {
+		t.Fatalf("ttl 64 from a peer with range 64-64: %v", r)
 	}
 }
