@@ -48,6 +48,7 @@ type vrrpRunner struct {
 	// ann is the netlink side, opened with the first configuration that
 	// has VRRP; statics are the static_ipaddress, static_routes and
 	// static_rules it installed, removed at stop as keepalived does.
+	reloading  bool // a reload has come: no vrrp_startup_delay any more
 	ann        *announce.Announcer
 	statics    model.VRRP
 	staticsDev string // the default_interface they were added with
@@ -89,6 +90,7 @@ func (r *vrrpRunner) reload(cfg *model.Config) {
 		r.applyStatics(cfg)
 	}
 	node := r.node.Load()
+	r.reloading = true
 	if node == nil {
 		r.start(cfg)
 		return
@@ -223,6 +225,11 @@ func (r *vrrpRunner) start(cfg *model.Config) {
 	}
 	// KEEPVS_VRRP_REALTIME=off keeps the VRRP thread in normal scheduling.
 	opt := vrrpd.Options{Log: log, Announcer: ann, OnTransition: r.onTransition, NoRealtime: os.Getenv("KEEPVS_VRRP_REALTIME") == "off"}
+	if !r.reloading {
+		// vrrp_startup_delay holds the instances at the daemon's start,
+		// not when a reload brings the first ones.
+		opt.StartupDelay = cfg.Global.VRRPStartupDelay.D()
+	}
 	if fifo != nil {
 		opt.FIFO = fifo
 	}

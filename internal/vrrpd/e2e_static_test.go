@@ -1,6 +1,7 @@
 package vrrpd_test
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -59,4 +60,28 @@ func TestStaticAndRules(t *testing.T) {
 		return strings.Contains(out, n+"210/24") && strings.Contains(rl, "1110:")
 	})
 	d2.stop()
+}
+
+// TestStartupDelayAndNoPeer: vrrp_startup_delay holds the instances in
+// INIT for that long after the daemon starts; unicast_fault_no_peer puts
+// an instance with no unicast peer in FAULT instead of letting it fall
+// back to multicast.
+func TestStartupDelayAndNoPeer(t *testing.T) {
+	l := newLAN(t, 152)
+	delayed := strings.Replace(globalConf("d1"), "global_defs {", "global_defs {\n    vrrp_startup_delay 1.5", 1)
+	start := time.Now()
+	d := startDirector(t, l.bed, "d1", "keepvs", delayed+instanceConf("VI_1", 51, 150, "0.1", 3, l.vip.String()+"/24", ""))
+	if s := d.instance("VI_1"); s.State != "INIT" {
+		t.Errorf("during vrrp_startup_delay the instance is %s, want INIT", s.State)
+	}
+	took := eventually(t, "master after the delay", 6*time.Second, func() bool { return d.holds(l.vip) })
+	if since := time.Since(start); since < 1500*time.Millisecond {
+		t.Errorf("master %v after the start, before vrrp_startup_delay 1.5 s", since)
+	}
+	t.Logf("master %v after the daemon's socket appeared (delay 1.5 s + master down 0.36 s)", took.Round(time.Millisecond))
+
+	nopeer := startDirector(t, l.bed, "d2", "keepvs", globalConf("d2")+instanceConf("VI_2", 52, 150, "0.1", 3, l.net+"101/24",
+		"    unicast_fault_no_peer\n    unicast_src_ip "+l.net+"2\n"))
+	eventually(t, "instance without unicast peers in FAULT", 3*time.Second, func() bool { return nopeer.instance("VI_2").State == "FAULT" })
+	never(t, "the instance without peers takes its vip", 500*time.Millisecond, func() bool { return nopeer.holds(netip.MustParseAddr(l.net + "101")) })
 }

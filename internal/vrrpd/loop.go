@@ -194,8 +194,11 @@ func (l *loop) run(ctx context.Context) {
 	}
 	stop := context.AfterFunc(ctx, func() { n.post(event{kind: evStop}) })
 	defer stop()
-	for _, i := range n.ins {
-		n.do(i.in.Handle(n.clk.Now(), vrrp.Start()))
+	if d := n.opt.StartupDelay; d > 0 && l.tfd >= 0 {
+		n.startAt = n.clk.Now().Add(d)
+		n.log.Info("vrrp instances wait for vrrp_startup_delay", "delay", d)
+	} else {
+		n.startAll()
 	}
 	n.log.Info("vrrp running", "instances", len(n.ins))
 	l.busySince = time.Now()
@@ -356,6 +359,9 @@ func (l *loop) fireDue() {
 	}
 	n := l.n
 	now := n.clk.Now()
+	if !n.startAt.IsZero() && !now.Before(n.startAt) {
+		n.startAll()
+	}
 	for range maxFires {
 		var due *inst
 		var dk vrrp.TimerKind
@@ -398,6 +404,16 @@ func (l *loop) lateTimer(i *inst, late time.Duration, now time.Time) {
 	l.n.work.push(job{i: i, m: i.m, a: vrrp.Action{Kind: vrrp.ActLog, Level: slog.LevelWarn,
 		Msg: "vrrp thread ran late: timers fired after their deadline"}, late: l.lateMax, count: l.lateCount})
 	l.lateSaid, l.lateCount, l.lateMax = now, 0, 0
+}
+
+// startAll starts the instances and applies what they track that is
+// already known (unicast_fault_no_peer among it).
+func (n *Node) startAll() {
+	n.startAt = time.Time{}
+	for _, i := range n.ins {
+		n.do(i.in.Handle(n.clk.Now(), vrrp.Start()))
+	}
+	n.retrack()
 }
 
 // schedWaitLong is a wait for a P worth counting: a tenth of the
@@ -449,7 +465,7 @@ func (l *loop) arm() {
 	if l.tfd < 0 {
 		return
 	}
-	var next time.Time
+	next := l.n.startAt
 	for _, i := range l.n.ins {
 		for k := range vrrp.NumTimers {
 			if d, ok := i.deadline(k); ok && (next.IsZero() || d.Before(next)) {

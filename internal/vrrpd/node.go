@@ -74,6 +74,10 @@ type Options struct {
 	// NoRealtime keeps the VRRP thread in normal scheduling even where
 	// realtime is permitted.
 	NoRealtime bool
+	// StartupDelay holds the instances in INIT that long after Run
+	// starts (vrrp_startup_delay; the daemon gives it at its start only,
+	// not to a node a reload starts). It needs the real clock.
+	StartupDelay time.Duration
 }
 
 // Node runs the VRRP instances of one configuration.
@@ -87,6 +91,9 @@ type Node struct {
 	grps []*group
 
 	realClock bool
+	// startAt: the instances start then (vrrp_startup_delay); zero once
+	// they have started. Owned by the loop.
+	startAt time.Time
 	debug     bool // the log takes debug lines (asked once: the loop may not call the handler)
 
 	// inbox carries other goroutines' events to the loop; they write
@@ -325,6 +332,11 @@ func (n *Node) retrack() {
 		if delta != i.delta {
 			i.delta = delta
 			n.do(i.in.Handle(n.clk.Now(), vrrp.PriorityChanged(delta)))
+		}
+		if i.m.UnicastFaultNoPeer && len(i.m.UnicastPeers) == 0 {
+			// unicast_fault_no_peer: unicast without peers is a fault,
+			// not a fall back to multicast.
+			fault = true
 		}
 		if fault != i.fault {
 			i.fault = fault

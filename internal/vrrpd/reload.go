@@ -303,6 +303,9 @@ func (n *Node) apply(p *plan) {
 		}
 	}
 	n.retrack()
+	if !n.startAt.IsZero() {
+		return // vrrp_startup_delay: they start with the others
+	}
 	for _, i := range p.added {
 		n.do(i.in.Handle(now, vrrp.Start()))
 	}
