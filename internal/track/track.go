@@ -20,6 +20,7 @@ const (
 	KindScript Kind = iota
 	KindInterface
 	KindFile
+	KindAddress // track_src_ip: an address on an interface (AddrOn.Key)
 )
 
 // Result is a script's or an interface's state.
@@ -58,11 +59,12 @@ type State struct {
 	scripts map[string]Result
 	ifaces  map[string]Result
 	files   map[string]int64
+	addrs   map[string]Result
 }
 
 // NewState returns an empty State: every object Unknown (files 0).
 func NewState() *State {
-	return &State{scripts: map[string]Result{}, ifaces: map[string]Result{}, files: map[string]int64{}}
+	return &State{scripts: map[string]Result{}, ifaces: map[string]Result{}, files: map[string]int64{}, addrs: map[string]Result{}}
 }
 
 // Apply records u and reports whether anything changed.
@@ -76,6 +78,10 @@ func (s *State) Apply(u Update) bool {
 		old, ok := s.ifaces[u.Name]
 		s.ifaces[u.Name] = u.Result
 		return !ok || old != u.Result
+	case KindAddress:
+		old, ok := s.addrs[u.Name]
+		s.addrs[u.Name] = u.Result
+		return !ok || old != u.Result
 	case KindFile:
 		old, ok := s.files[u.Name]
 		s.files[u.Name] = u.Value
@@ -86,6 +92,9 @@ func (s *State) Apply(u Update) bool {
 
 // Interface is the last state of interface name.
 func (s *State) Interface(name string) Result { return s.ifaces[name] }
+
+// Address is the last state of an address track_src_ip watches.
+func (s *State) Address(a AddrOn) Result { return s.addrs[a.Key()] }
 
 // Tracked is what one instance (or sync group) tracks, with the weights
 // resolved: a reference's own weight when it has one, else the object's.

@@ -85,3 +85,23 @@ func TestStartupDelayAndNoPeer(t *testing.T) {
 	eventually(t, "instance without unicast peers in FAULT", 3*time.Second, func() bool { return nopeer.instance("VI_2").State == "FAULT" })
 	never(t, "the instance without peers takes its vip", 500*time.Millisecond, func() bool { return nopeer.holds(netip.MustParseAddr(l.net + "101")) })
 }
+
+// TestTrackSrcIP: with track_src_ip, an instance whose mcast_src_ip is
+// removed from its interface goes to FAULT (its backup takes the VIP),
+// and comes back when the address does.
+func TestTrackSrcIP(t *testing.T) {
+	l := newLAN(t, 153)
+	src := l.net + "11"
+	l.bed.MustRun("d1", "ip", "addr", "add", src+"/24", "dev", "eth0")
+	vip := l.vip.String() + "/24"
+	m := startDirector(t, l.bed, "d1", "keepvs", globalConf("d1")+instanceConf("VI_1", 51, 150, "0.1", 3, vip,
+		"    mcast_src_ip "+src+"\n    track_src_ip\n"))
+	b := startDirector(t, l.bed, "d2", "keepvs", globalConf("d2")+instanceConf("VI_1", 51, 100, "0.1", 3, vip, ""))
+	eventually(t, "d1 master", 5*time.Second, func() bool { return m.holds(l.vip) })
+	l.bed.MustRun("d1", "ip", "addr", "del", src+"/24", "dev", "eth0")
+	eventually(t, "d1 in FAULT, d2 holds the vip", 3*time.Second, func() bool {
+		return m.instance("VI_1").State == "FAULT" && b.holds(l.vip) && !m.holds(l.vip)
+	})
+	l.bed.MustRun("d1", "ip", "addr", "add", src+"/24", "dev", "eth0")
+	eventually(t, "d1 master again", 5*time.Second, func() bool { return m.holds(l.vip) && !b.holds(l.vip) })
+}

@@ -333,6 +333,10 @@ func (n *Node) retrack() {
 			i.delta = delta
 			n.do(i.in.Handle(n.clk.Now(), vrrp.PriorityChanged(delta)))
 		}
+		if a, ok := i.trackedSrc(); ok && n.state.Address(a) == track.Down {
+			// track_src_ip: the configured source address is gone.
+			fault = true
+		}
 		if i.m.UnicastFaultNoPeer && len(i.m.UnicastPeers) == 0 {
 			// unicast_fault_no_peer: unicast without peers is a fault,
 			// not a fall back to multicast.

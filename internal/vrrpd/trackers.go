@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/keepvs/keepvs/internal/model"
@@ -61,6 +62,7 @@ func (t *trackers) reconcile(cfg *model.Config, ins []*inst) {
 	defs := map[string]string{}
 	scripts, files := map[string]bool{}, map[string]bool{}
 	ifaces := map[string]bool{}
+	var srcs []track.AddrOn
 	uses := func(tr track.Tracked) {
 		for _, r := range tr.Scripts {
 			scripts[r.Name] = true
@@ -75,6 +77,9 @@ func (t *trackers) reconcile(cfg *model.Config, ins []*inst) {
 	for _, i := range ins {
 		uses(track.Resolve(&cfg.VRRP, i.m.TrackScript, i.m.TrackInterface, i.m.TrackFile))
 		ifaces[i.base] = true
+		if a, ok := i.trackedSrc(); ok {
+			srcs = append(srcs, a)
+		}
 		if i.vmac != "" {
 			ifaces[i.vmac] = true
 		}
@@ -104,6 +109,15 @@ func (t *trackers) reconcile(cfg *model.Config, ins []*inst) {
 			names = append(names, name)
 		}
 		slices.Sort(names)
+		if len(srcs) > 0 {
+			slices.SortFunc(srcs, func(a, b track.AddrOn) int { return strings.Compare(a.Key(), b.Key()) })
+			defs["addresses"] = definition(srcs)
+			want["addresses"] = func(ctx context.Context) {
+				if err := track.RunAddresses(ctx, srcs, t.out); err != nil && ctx.Err() == nil {
+					n.log.Error("track_src_ip stopped", "err", err)
+				}
+			}
+		}
 		defs["interfaces"] = definition(names)
 		want["interfaces"] = func(ctx context.Context) {
 			if err := track.RunInterfaces(ctx, names, t.out); err != nil && ctx.Err() == nil {
@@ -145,4 +159,14 @@ func (t *trackers) stop() {
 func definition(v ...any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// trackedSrc is the address track_src_ip watches for i: its configured
+// source (unicast_src_ip or mcast_src_ip) on its interface.
+func (i *inst) trackedSrc() (track.AddrOn, bool) {
+	if !i.m.TrackSrcIP {
+		return track.AddrOn{}, false
+	}
+	src := configuredSrc(i.m)
+	return track.AddrOn{Dev: i.base, Addr: src}, src.IsValid()
 }
