@@ -94,7 +94,7 @@ type Node struct {
 	// startAt: the instances start then (vrrp_startup_delay); zero once
 	// they have started. Owned by the loop.
 	startAt time.Time
-	debug     bool // the log takes debug lines (asked once: the loop may not call the handler)
+	debug   bool // the log takes debug lines (asked once: the loop may not call the handler)
 
 	// inbox carries other goroutines' events to the loop; they write
 	// wakeFd (the loop's eventfd, -1 when there is none) after each.
