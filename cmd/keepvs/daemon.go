@@ -42,6 +42,7 @@ var daemonOptions = []option{
 	{'c', "checkers_pid", requiredArg, "accepted for keepalived's command lines (the checkers run in the main process)"},
 	{0, "signum", requiredArg, "print the signal number for STOP, RELOAD, DATA, STATS, STATS_CLEAR or JSON"},
 	{0, "dataplane", requiredArg, "proxy, ipvs, xdp or auto (default auto: what this host supports, else proxy)"},
+	{0, "tcp-check", requiredArg, "how TCP_CHECK probes: connect (default: a whole connection, as keepalived) or syn (half-open: a raw SYN, up on SYN-ACK, down on RST or silence; needs CAP_NET_RAW, else connect)"},
 	{0, "control-socket", requiredArg, "the control socket (default $KEEPVS_SOCKET, else /run/keepvs/keepvs.sock as root)"},
 	{'v', "version", noArg, "display the version"},
 	{'h', "help", noArg, "display this help"},
@@ -72,6 +73,10 @@ func runDaemon(ctx context.Context, prog string, argv []string, stdin io.Reader,
 		return 0
 	case opts.has("signum"):
 		return printSignum(opts.get("signum", ""), stdout, stderr)
+	}
+	if _, err := tcpCheckMode(opts.get("tcp-check", "")); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		return 2
 	}
 	copt := confOptions(opts.get("config-id", ""))
 	path, src, err := configSource(opts.get("use-file", ""))

@@ -45,10 +45,11 @@ func (d *daemon) waitLogCount(t *testing.T, s string, n int) {
 }
 
 // startDaemon runs `keepvs -f` on a configuration in-process and returns its
-// control socket; the daemon stops when the test ends.
+// control socket; the daemon stops when the test ends. startDaemonD adds
+// flags to the command line.
 func startDaemon(t *testing.T, config string) string { return startDaemonD(t, config).sock }
 
-func startDaemonD(t *testing.T, config string) *daemon {
+func startDaemonD(t *testing.T, config string, flags ...string) *daemon {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "keepalived.conf")
@@ -61,7 +62,7 @@ func startDaemonD(t *testing.T, config string) *daemon {
 	done := make(chan int, 1)
 	logs := &lockedWriter{w: &bytes.Buffer{}}
 	go func() {
-		done <- run(ctx, []string{"keepvs", "-f", cfg, "-n", "-l"}, strings.NewReader(""), &bytes.Buffer{}, logs)
+		done <- run(ctx, append([]string{"keepvs", "-f", cfg, "-n", "-l"}, flags...), strings.NewReader(""), &bytes.Buffer{}, logs)
 	}()
 	t.Cleanup(func() {
 		cancel()

@@ -14,6 +14,8 @@ import (
 	"syscall"
 
 	"github.com/keepvs/keepvs/internal/api"
+	"github.com/keepvs/keepvs/internal/check/build"
+	"github.com/keepvs/keepvs/internal/check/tcp"
 	"github.com/keepvs/keepvs/internal/clock"
 	"github.com/keepvs/keepvs/internal/conf"
 	"github.com/keepvs/keepvs/internal/dataplane"
@@ -48,6 +50,37 @@ func chooseDataplane(want string, log *slog.Logger) (string, error) {
 		return "", fmt.Errorf("--dataplane %s: not built yet; use proxy, ipvs or auto", want)
 	}
 	return "", fmt.Errorf("--dataplane %q: want proxy, ipvs, xdp or auto", want)
+}
+
+// tcpCheckMode checks --tcp-check's value before anything starts.
+func tcpCheckMode(want string) (string, error) {
+	switch want {
+	case "", "connect":
+		return "connect", nil
+	case "syn":
+		return want, nil
+	}
+	return "", fmt.Errorf("--tcp-check %q: want connect or syn", want)
+}
+
+// openTCPCheck sets up --tcp-check=syn: the raw sockets and reserved
+// source ports of the half-open prober, run until ctx ends. Without them
+// (no CAP_NET_RAW) TCP_CHECKs connect, with one warning.
+func openTCPCheck(ctx context.Context, mode string, log *slog.Logger) build.Options {
+	opt := build.Options{Logger: log}
+	if mode != "syn" {
+		return opt
+	}
+	p, err := tcp.OpenSynProber(tcp.SynOptions{})
+	if err != nil {
+		log.Warn("--tcp-check syn: cannot probe half-open; TCP_CHECK connects instead", "err", err)
+		return opt
+	}
+	first, last := p.Ports()
+	log.Info("TCP_CHECK probes half-open", "source_ports", fmt.Sprintf("%d-%d", first, last), "reserved", p.Reserved())
+	go p.Run(ctx)
+	opt.SynProber = p
+	return opt
 }
 
 // runningDataplane is a data plane with what the daemon does around it:
@@ -136,6 +169,11 @@ func serve(ctx context.Context, prog, path string, src []byte, copt conf.Options
 		log.Error("configuration rejected; not starting", "config", path)
 		return 4
 	}
+	tcpMode, err := tcpCheckMode(opts.get("tcp-check", ""))
+	if err != nil {
+		log.Error(err.Error())
+		return 2
+	}
 	dpName, err := chooseDataplane(opts.get("dataplane", "auto"), log)
 	if err != nil {
 		log.Error(err.Error())
@@ -173,7 +211,7 @@ func serve(ctx context.Context, prog, path string, src []byte, copt conf.Options
 	defer cancel()
 	notes := newNotifier(cfg, log)
 	defer notes.close()
-	eng := engine.New(dp, log, engine.Options{Checks: true, Notify: notes.handle})
+	eng := engine.New(dp, log, engine.Options{Checks: true, Notify: notes.handle, Build: openTCPCheck(ctx, tcpMode, log)})
 	pxDone := make(chan error, 1)
 	go func() { pxDone <- rdp.run(ctx) }()
 	go eng.Run(ctx)

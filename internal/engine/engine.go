@@ -51,6 +51,8 @@ type Options struct {
 	Runner *check.Runner
 	// Notify receives notifications in order; nil drops them.
 	Notify func(Notification)
+	// Build chooses how checkers probe (--tcp-check).
+	Build build.Options
 }
 
 // Engine serializes every change to the data plane. It is itself a
@@ -279,7 +281,7 @@ func (e *Engine) startChecks(v *vsState, r *rsState) error {
 	if r.checkID == "" {
 		return nil
 	}
-	spec, err := build.RealServer(v.vs, r.rs, e.cfg0().TrackFiles)
+	spec, err := e.opt.Build.RealServer(v.vs, r.rs, e.cfg0().TrackFiles)
 	if err != nil {
 		return fmt.Errorf("%s: real_server %s: %w", r.rs.Pos, r.rs.Name(), err)
 	}

@@ -4,6 +4,7 @@ package build
 
 import (
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"time"
 
@@ -28,12 +29,28 @@ func ID(vs *model.VirtualServer, rs *model.RealServer) string {
 	return vs.Protocol.String() + " " + vs.Name() + " " + rs.Name()
 }
 
+// Options are the daemon's choices of how checkers probe; the zero value
+// is keepalived's way.
+type Options struct {
+	// SynProber, when set, makes TCP_CHECKs half-open probes on it
+	// (keepvs --tcp-check=syn).
+	SynProber *tcp.SynProber
+	// Logger notes TCP_CHECKs that keep the connect probe all the same;
+	// nil discards.
+	Logger *slog.Logger
+}
+
 // RealServer builds the checkers of rs, a real server of vs; files are the
 // configuration's track_file blocks, which FILE_CHECK names.
 func RealServer(vs *model.VirtualServer, rs *model.RealServer, files []*model.TrackFile) (check.RealServer, error) {
+	return Options{}.RealServer(vs, rs, files)
+}
+
+// RealServer is the package's RealServer, probing as o says.
+func (o Options) RealServer(vs *model.VirtualServer, rs *model.RealServer, files []*model.TrackFile) (check.RealServer, error) {
 	out := check.RealServer{ID: ID(vs, rs), Weight: rs.Weight}
 	for _, c := range rs.Checks {
-		sp, err := Spec(c, rs, files)
+		sp, err := o.Spec(c, rs, files)
 		if err != nil {
 			return check.RealServer{}, fmt.Errorf("%s: %s: %w", out.ID, c.Type, err)
 		}
@@ -44,6 +61,11 @@ func RealServer(vs *model.VirtualServer, rs *model.RealServer, files []*model.Tr
 
 // Spec builds one checker.
 func Spec(c *model.Check, rs *model.RealServer, files []*model.TrackFile) (check.Spec, error) {
+	return Options{}.Spec(c, rs, files)
+}
+
+// Spec is the package's Spec, probing as o says.
+func (o Options) Spec(c *model.Check, rs *model.RealServer, files []*model.TrackFile) (check.Spec, error) {
 	sp := check.Spec{
 		Timeout:          c.ConnectTimeout.D(),
 		DelayLoop:        c.DelayLoop.D(),
@@ -56,7 +78,7 @@ func Spec(c *model.Check, rs *model.RealServer, files []*model.TrackFile) (check
 	sp.Name = c.Type + " " + tg.Addr.String()
 	switch c.Type {
 	case "TCP_CHECK":
-		sp.Checker = tcp.New(tg)
+		sp.Checker = o.tcpChecker(tg)
 	case "HTTP_GET", "SSL_GET":
 		hc := &http.Checker{
 			Target: tg, TLS: c.Type == "SSL_GET", SNI: c.HTTP.EnableSNI,
@@ -131,6 +153,21 @@ func Spec(c *model.Check, rs *model.RealServer, files []*model.TrackFile) (check
 		return sp, fmt.Errorf("needs a delay_loop and a timeout (got %v and %v)", sp.DelayLoop, sp.Timeout)
 	}
 	return sp, nil
+}
+
+// tcpChecker is a TCP_CHECK of t: half-open when the daemon asked for it
+// and the prober can (bind_port, bind_if and fwmark keep the connect probe;
+// see tcp.SynProber.Supports), else a connect.
+func (o Options) tcpChecker(t check.Target) check.Checker {
+	if o.SynProber == nil {
+		return tcp.New(t)
+	}
+	c := tcp.NewSyn(o.SynProber, t)
+	if _, half := c.(*tcp.SynChecker); !half && o.Logger != nil {
+		o.Logger.Debug("TCP_CHECK keeps the connect probe: bind_port, bind_if, fwmark or the address family rule out a half-open one",
+			"check", "TCP_CHECK "+t.Addr.String())
+	}
+	return c
 }
 
 // target is where c connects: connect_ip and connect_port, else the real

@@ -1,6 +1,7 @@
 package build
 
 import (
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/keepvs/keepvs/internal/check/file"
 	"github.com/keepvs/keepvs/internal/check/http"
 	"github.com/keepvs/keepvs/internal/check/misc"
+	"github.com/keepvs/keepvs/internal/check/tcp"
 	"github.com/keepvs/keepvs/internal/conf"
 	"github.com/keepvs/keepvs/internal/model"
 )
@@ -106,5 +108,45 @@ func TestRealServer(t *testing.T) {
 	fc := rs.Checks[4].Checker.(*file.Checker)
 	if fc.Weight != 3 || fc.Path != "/run/keepvs/state" {
 		t.Errorf("file checker = %+v", fc)
+	}
+}
+
+// TestTCPCheckMode: with a SynProber (--tcp-check=syn) a TCP_CHECK is
+// half-open, except where it binds a source port, a device or a mark;
+// without one it connects.
+func TestTCPCheckMode(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the half-open TCP_CHECK needs root (CAP_NET_RAW) for its raw sockets")
+	}
+	p, err := tcp.OpenSynProber(tcp.SynOptions{Ports: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	rs := &model.RealServer{Addr: netip.MustParseAddr("10.0.0.1"), Port: 80}
+	tests := []struct {
+		name string
+		opt  Options
+		c    model.Check
+		syn  bool
+	}{
+		{"connect by default", Options{}, model.Check{}, false},
+		{"half-open", Options{SynProber: p}, model.Check{}, true},
+		{"half-open from bindto", Options{SynProber: p}, model.Check{BindTo: netip.MustParseAddr("10.0.0.9")}, true},
+		{"bind_port connects", Options{SynProber: p}, model.Check{BindPort: 1000}, false},
+		{"bind_if connects", Options{SynProber: p}, model.Check{BindIf: "lo"}, false},
+		{"fwmark connects", Options{SynProber: p}, model.Check{FWMark: 7}, false},
+	}
+	for _, tt := range tests {
+		c := tt.c
+		c.Type = "TCP_CHECK"
+		c.ConnectTimeout, c.DelayLoop = model.Duration(time.Second), model.Duration(time.Second)
+		sp, err := tt.opt.Spec(&c, rs, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if _, syn := sp.Checker.(*tcp.SynChecker); syn != tt.syn {
+			t.Errorf("%s: checker %T, want half-open %v", tt.name, sp.Checker, tt.syn)
+		}
 	}
 }

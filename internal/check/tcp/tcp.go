@@ -62,3 +62,42 @@ func (c *Checker) dial(ctx context.Context, start time.Time) check.Result {
 	conn.Close()
 	return check.Result{OK: true, Duration: time.Since(start)}
 }
+
+// SynChecker is a half-open TCP_CHECK (keepvs --tcp-check=syn): a SYN, and
+// the answer read back, on a SynProber shared by the process. A SYN-ACK
+// is up, a RST refused, silence down at the timeout.
+type SynChecker struct {
+	Target check.Target
+	Prober *SynProber
+}
+
+// NewSyn returns a half-open probe of t on p, or the connect probe when p
+// cannot probe t half-open (bind_port, bind_if, fwmark: see
+// SynProber.Supports).
+func NewSyn(p *SynProber, t check.Target) check.Starter {
+	if !p.Supports(t) {
+		return New(t)
+	}
+	return &SynChecker{Target: t, Prober: p}
+}
+
+// Start begins one probe; done gets its result from the prober's
+// goroutine, never from within Start.
+func (c *SynChecker) Start(timeout time.Duration, done func(check.Result)) (cancel func()) {
+	return c.Prober.Start(c.Target, timeout, done)
+}
+
+// Check makes one probe and waits for it, until ctx's deadline.
+func (c *SynChecker) Check(ctx context.Context) check.Result {
+	start := time.Now()
+	timeout := check.Deadline(ctx, 5*time.Second).Sub(start)
+	ch := make(chan check.Result, 1)
+	cancel := c.Prober.Start(c.Target, timeout, func(r check.Result) { ch <- r })
+	select {
+	case r := <-ch:
+		return r
+	case <-ctx.Done():
+		cancel()
+		return check.Result{Reason: "connect " + c.Target.Addr.String() + ": " + check.ErrText(ctx.Err()), Duration: time.Since(start)}
+	}
+}

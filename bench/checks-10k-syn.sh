@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# 10,000 real servers with TCP_CHECK at delay_loop 1: keepvs --tcp-check=connect,
+# keepvs --tcp-check=syn (half-open) and keepalived 2.2.7's checker, one after
+# the other in the same run, in two setups, both inside network namespaces
+# this script creates (the host's own namespace gets no address, route or
+# traffic):
+#
+#   lo    one namespace: the checker and nginx (0.0.0.0:9000) on its
+#         loopback, real servers 127.1.V.R. The listener's half of every
+#         handshake runs in the checker's own softirq, so it is charged to it.
+#   veth  the checker in namespace P, nginx in namespace L, joined by a veth
+#         pair; real servers 10.1.V.R are local addresses of L (one
+#         "local 10.1.0.0/16" route), routed from P via the veth. RPS steers
+#         L's receive processing to CPU 1 and P's to CPU 0; the checker is
+#         pinned to CPU 0 and nginx to CPU 1. The listener's half then runs
+#         on CPU 1, as a remote real server's would on its own machine.
+#
+# CPU is utime+stime from /proc/PID/stat (all threads; keepalived's parent
+# and checker child) over the window after a warm-up. This kernel has no
+# CONFIG_IRQ_TIME_ACCOUNTING: softirq time is sampled by the tick and
+# charged to the task the tick interrupts, so a checker's stime includes
+# the softirq work done while it runs on its CPU (all of the loopback
+# handshake in "lo"; its own receive work in "veth"), and softirq work
+# done while CPU 0 idles is charged to no process. The "cpu0 softirq"
+# column is CPU 0's softirq time over the window from /proc/stat, from
+# every source, as a bound on what the process share leaves out.
+# Checks made are counted in the listener's namespace from its kernel's
+# counters: Tcp PassiveOpens (handshakes completed: connect probes) plus
+# TcpExt EmbryonicRsts (RSTs to a SYN_RECV: half-open probes).
+#
+#   bash bench/checks-10k-syn.sh [seconds] [rounds] [lo|veth|both]
+#
+# Needs root, gcc, nginx, keepalived, taskset. KEEPVS_BIN=path measures
+# that binary instead of building ./cmd/keepvs.
+set -euo pipefail
+DUR=${1:-30}
+ROUNDS=${2:-1}
+SETUPS=${3:-both}
+[ "$SETUPS" = both ] && SETUPS="lo veth"
+WARM=${KEEPVS_BENCH_WARM:-20}   # keepalived takes ~15 s to reach its full rate
+cd "$(dirname "$0")/.."
+W=$(mktemp -d)
+NS=kvsb$$
+P=${NS}p L=${NS}l
+cleanup() {
+	set +e
+	for p in $W/*.pid; do [ -s "$p" ] && kill $(cat "$p") 2>/dev/null; done
+	kill $(jobs -p) 2>/dev/null
+	wait 2>/dev/null
+	for n in $P $L; do ip netns pids $n 2>/dev/null | xargs -r kill 2>/dev/null; done
+	sleep 0.5
+	ip netns del $P 2>/dev/null
+	ip netns del $L 2>/dev/null
+	rm -rf $W
+}
+trap cleanup EXIT
+
+if [ -n "${KEEPVS_BIN:-}" ]; then cp "$KEEPVS_BIN" $W/keepvs; else CGO_ENABLED=0 go build -o $W/keepvs ./cmd/keepvs; fi
+gcc -shared -fPIC -O1 -o $W/ipvsshim.so internal/ipvsadm/testdata/oracle/ipvsshim.c -ldl
+touch $W/ipvs.state
+
+cat > $W/nginx.conf <<EOC
+worker_processes 1;
+pid $W/nginx.pid;
+error_log $W/nginx.err;
+events { worker_connections 20000; }
+http {
+  access_log off;
+  server { listen 0.0.0.0:9000 backlog=8192; return 204; }
+}
+EOC
+
+conf() { # conf PREFIX: 100 virtual servers x 100 real servers PREFIX.V.R:9000
+	python3 - "$1" <<'EOP'
+import sys
+p = sys.argv[1]
+print("global_defs {\n router_id bench\n}")
+for v in range(100):
+    print(f"virtual_server 127.0.0.1 {20000+v} {{\n protocol TCP\n delay_loop 1")
+    for r in range(100):
+        print(f" real_server {p}.{v}.{r+1} 9000 {{\n  TCP_CHECK {{\n   connect_timeout 3\n  }}\n }}")
+    print("}")
+EOP
+}
+
+# setup lo|veth: namespaces, nginx; sets PNS (the checker's) and LNS (nginx's).
+setup() {
+	ip netns add $P
+	ip -n $P link set lo up
+	if [ "$1" = lo ]; then
+		PNS=$P LNS=$P
+		conf 127.1 > $W/checks.conf
+	else
+		ip netns add $L
+		ip -n $L link set lo up
+		ip link add ${NS}a netns $P type veth peer name ${NS}b netns $L
+		ip -n $P addr add 10.255.0.1/30 dev ${NS}a
+		ip -n $L addr add 10.255.0.2/30 dev ${NS}b
+		ip -n $P link set ${NS}a up
+		ip -n $L link set ${NS}b up
+		ip -n $P route add 10.1.0.0/16 via 10.255.0.2
+		ip -n $L route add local 10.1.0.0/16 dev lo
+		ip netns exec $L sh -c "echo 2 > /sys/class/net/${NS}b/queues/rx-0/rps_cpus"
+		ip netns exec $P sh -c "echo 1 > /sys/class/net/${NS}a/queues/rx-0/rps_cpus"
+		PNS=$P LNS=$L
+		conf 10.1 > $W/checks.conf
+	fi
+	ip netns exec $LNS taskset -c 1 nginx -c $W/nginx.conf
+}
+
+teardown() {
+	[ -s $W/nginx.pid ] && kill $(cat $W/nginx.pid) 2>/dev/null
+	sleep 0.5
+	rm -f $W/nginx.pid
+	ip netns del $P 2>/dev/null || true
+	ip netns del $L 2>/dev/null || true
+}
+
+ticks=$(getconf CLK_TCK)
+cpu() { local t=0; for p in "$@"; do t=$((t + $(awk '{print $14+$15}' /proc/$p/stat))); done; echo $t; }
+rss() { local t=0; for p in "$@"; do t=$((t + $(awk '/^VmRSS:/{print $2}' /proc/$p/status))); done; echo $t; }
+# handshakes seen by the listeners: completed + reset while half-open
+made() {
+	ip netns exec $LNS awk '
+		FILENAME ~ /snmp/ && $1 == "Tcp:" { if (!h) { for (i = 1; i <= NF; i++) c[$i] = i; h = 1 } else p = $c["PassiveOpens"] }
+		FILENAME ~ /netstat/ && $1 == "TcpExt:" { if (!e) { for (i = 1; i <= NF; i++) d[$i] = i; e = 1 } else r = $d["EmbryonicRsts"] }
+		END { print p + r }' /proc/net/snmp /proc/net/netstat
+}
+cpu0softirq() { awk '$1 == "cpu0" {print $8}' /proc/stat; }
+
+# measure NAME PID...: CPU share of one core over DUR seconds, RSS in MB
+measure() {
+	local name=$1; shift
+	sleep $WARM
+	local c0 t0 c1 t1 a0 a1 s0 s1
+	c0=$(cpu "$@"); t0=$(date +%s.%N); a0=$(made); s0=$(cpu0softirq)
+	sleep "$DUR"
+	c1=$(cpu "$@"); t1=$(date +%s.%N); a1=$(made); s1=$(cpu0softirq)
+	python3 -c "c=($c1-$c0)/$ticks; w=$t1-$t0; n=$a1-$a0; s=($s1-$s0)/$ticks; print(f'%-5s %-16s CPU %5.1f%% of one core   RSS %4.0f MB   checks made %6.0f/s   CPU per check %5.1f us   cpu0 softirq %4.1f%%' % ('$setup', '$name', 100*c/w, $(rss "$@")/1024, n/w, 1e6*c/max(n,1), 100*s/w))"
+}
+
+run_keepvs() { # run_keepvs connect|syn
+	ip netns exec $PNS taskset -c 0 $W/keepvs -f $W/checks.conf -n -l -C --dataplane proxy --tcp-check=$1 \
+		-p $W/keepvs.pid --control-socket $W/keepvs.sock >$W/keepvs.log 2>&1 &
+	local kp=$!
+	measure "keepvs $1" $kp
+	local down
+	down=$(grep -c "up=false" $W/keepvs.log || true)
+	grep -h -- "--tcp-check\|probes half-open" $W/keepvs.log | sed 's/^/      /' || true
+	kill $kp; wait $kp 2>/dev/null || true
+	echo "      real servers reported down: $down"
+}
+
+run_keepalived() {
+	ip netns exec $PNS env LD_PRELOAD=$W/ipvsshim.so IPVSSHIM_STATE=$W/ipvs.state taskset -c 0 \
+		keepalived -f $W/checks.conf -C -n -l -D -p $W/ka.pid -c $W/kachk.pid >$W/ka.log 2>&1 &
+	local ka=$!
+	for _ in $(seq 50); do [ -s $W/kachk.pid ] && break; sleep 0.1; done
+	measure keepalived $ka "$(cat $W/kachk.pid)"
+	local down
+	down=$(grep -c "failed\." $W/ka.log || true)
+	kill $ka; wait $ka 2>/dev/null || true
+	rm -f $W/kachk.pid $W/ka.pid
+	echo "      real servers reported down: $down"
+}
+
+# Fresh namespaces for every run: a connect checker leaves ~500,000
+# TIME_WAIT connections behind (10,000/s for 60 s), which would hold every
+# port of the local range in its namespace for the next program.
+for setup in $SETUPS; do
+	for round in $(seq "$ROUNDS"); do
+		echo "== $setup round $round"
+		setup $setup; run_keepvs connect; teardown
+		setup $setup; run_keepvs syn; teardown
+		setup $setup; run_keepalived; teardown
+	done
+done

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestTCPCheckSyn: --tcp-check=syn probes half-open as root (and says
+// so), falls back to connect with a warning without CAP_NET_RAW; either
+// way a listening real server is up, a closed one down, and a stopped one
+// leaves.
+func TestTCPCheckSyn(t *testing.T) {
+	port := freePort(t)
+	up := newBackend(t, fmt.Sprintf("127.0.0.2:%d", port), false)
+	d := startDaemonD(t, fmt.Sprintf(`
+virtual_server 127.0.0.1 %[1]d {
+    protocol TCP
+    delay_loop 0.2
+    real_server 127.0.0.2 %[1]d {
+        TCP_CHECK {
+            connect_timeout 0.5
+            retry 0
+            warmup 0
+        }
+    }
+    real_server 127.0.0.3 %[1]d {
+        TCP_CHECK {
+            connect_timeout 0.5
+            retry 0
+            warmup 0
+        }
+    }
+}
+`, port), "--tcp-check=syn")
+	if fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_TCP); err == nil {
+		unix.Close(fd)
+		d.waitLog(t, "TCP_CHECK probes half-open")
+	} else {
+		d.waitLog(t, "--tcp-check syn: cannot probe half-open; TCP_CHECK connects instead")
+	}
+	a, b := fmt.Sprintf("127.0.0.2:%d", port), fmt.Sprintf("127.0.0.3:%d", port)
+	waitTable(t, "listening real server in, closed one out", 5*time.Second, func(out string) bool {
+		return destLine(out, a) != nil && destLine(out, b) == nil
+	})
+	up.stop()
+	waitTable(t, "stopped real server out", 5*time.Second, func(out string) bool { return destLine(out, a) == nil })
+	up.start(t)
+	waitTable(t, "restarted real server back", 5*time.Second, func(out string) bool { return destLine(out, a) != nil })
+}
+
+func TestTCPCheckFlag(t *testing.T) {
+	var stderr bytes.Buffer
+	code := run(context.Background(), []string{"keepvs", "-f", "/nonexistent", "-l", "--tcp-check=half"}, strings.NewReader(""), &bytes.Buffer{}, &stderr)
+	if code != 2 || !strings.Contains(stderr.String(), `--tcp-check "half": want connect or syn`) {
+		t.Errorf("exit %d, stderr %q; want 2 and the flag's error", code, stderr.String())
+	}
+	var help bytes.Buffer
+	run(context.Background(), []string{"keepvs", "--help"}, strings.NewReader(""), &help, &bytes.Buffer{})
+	if !strings.Contains(help.String(), "--tcp-check=VALUE") {
+		t.Errorf("--help does not list --tcp-check:\n%s", help.String())
+	}
+}

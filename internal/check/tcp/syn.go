@@ -1,0 +1,690 @@
+package tcp
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+	"golang.org/x/sys/unix"
+
+	"github.com/keepvs/keepvs/internal/check"
+)
+
+// SynProber runs half-open TCP_CHECK probes (keepvs --tcp-check=syn) for
+// the whole process: a SYN from a raw socket, and the answer read from the
+// same socket — a SYN-ACK means up (this host's kernel answers it with a
+// RST, as no socket owns the connection), a RST means refused, silence
+// until the timeout means down. No socket, connect or close per probe, and
+// on a real director no handshake to finish: about a third of a connect
+// probe's kernel work (docs/benchmarks.md, "TCP_CHECK half-open mode").
+//
+// The source ports are a pool reserved by ordinary TCP sockets bound to
+// them and never used: no other socket of the host can take those ports,
+// and a SYN-ACK to one finds no connection, so the kernel resets it. A
+// classic BPF filter on each raw socket passes only segments to that pool
+// with ACK and SYN or RST set, so the rest of the host's TCP traffic is
+// not copied to us. Replies match a probe by remote address and port,
+// local port, and an ack of the probe's random sequence number + 1.
+//
+// Like the connect poller, one goroutine (Run) reads replies, expires
+// deadlines and delivers results; Start only sends.
+type SynProber struct {
+	fd4, fd6 int // raw IPPROTO_TCP sockets; -1 when that family is missing
+	epfd     int
+	evfd     int
+	hold     []int    // the sockets reserving the source ports
+	ports    []uint16 // the reserved source ports, ascending
+
+	mu       sync.Mutex
+	ops      map[synKey]*synOp
+	queued   []*synOp
+	ready    []*synOp
+	timers   synDeadlines
+	max      int
+	next     int // the pool's next port, round robin
+	waitTill int64
+	closed   bool
+	routes   map[netip.Addr]route // source address by destination
+	pkt      [synLen]byte
+	rbuf     []byte
+}
+
+// SynOptions size a SynProber; zero values take the defaults.
+type SynOptions struct {
+	// Ports is how many source ports to reserve (default 512; fewer
+	// where other sockets hold ports, down to a quarter). Two probes in
+	// flight to the same address and port need two of them.
+	Ports int
+	// MaxInFlight bounds the probes waiting for an answer (default
+	// 65536); more wait their turn. A probe in flight costs memory only.
+	MaxInFlight int
+}
+
+type synKey struct {
+	remote netip.AddrPort
+	local  uint16
+}
+
+// synOp is one probe.
+type synOp struct {
+	target  check.Target
+	remote  netip.AddrPort // target.Addr, unmapped and without zone
+	timeout time.Duration
+	done    func(check.Result)
+
+	key      synKey
+	isn      uint32
+	inflight bool
+	start    time.Time
+	deadline int64
+	idx      int
+	res      check.Result
+	finished bool
+}
+
+// route is a cached source address for a destination.
+type route struct {
+	src     netip.Addr
+	oob     []byte // IP_PKTINFO / IPV6_PKTINFO setting src
+	expires int64
+}
+
+// routeTTL is how long a looked-up source address is used; a timeout
+// forgets it at once, so a changed route costs at most one failed probe.
+const routeTTL = 30 * time.Second
+
+// ErrRawSocket wraps the failure to open the raw sockets, typically EPERM
+// without CAP_NET_RAW.
+var ErrRawSocket = errors.New("raw TCP socket")
+
+// OpenSynProber opens the raw sockets and reserves the source ports. It
+// starts no goroutine: Run must run for probes to finish.
+func OpenSynProber(opt SynOptions) (*SynProber, error) {
+	if opt.Ports <= 0 {
+		opt.Ports = 512
+	}
+	if opt.MaxInFlight <= 0 {
+		opt.MaxInFlight = 65536
+	}
+	p := &SynProber{fd4: -1, fd6: -1, epfd: -1, evfd: -1, max: opt.MaxInFlight,
+		ops: map[synKey]*synOp{}, routes: map[netip.Addr]route{}, rbuf: make([]byte, 256)}
+	if err := p.open(opt.Ports); err != nil {
+		p.closeFDs()
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *SynProber) open(nports int) error {
+	fd4, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrRawSocket, os.NewSyscallError("socket", err))
+	}
+	p.fd4 = fd4
+	if fd6, err := unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP); err == nil {
+		p.fd6 = fd6
+	}
+	// The filter needs the port range, and the range is what the bind
+	// gets; until the filter is on, block everything (and drain what came
+	// before it).
+	for _, fd := range []int{p.fd4, p.fd6} {
+		if fd >= 0 {
+			if err := attach(fd, fd == p.fd4, 1, 0); err != nil {
+				return err
+			}
+		}
+	}
+	if err := p.reserve(nports); err != nil {
+		return err
+	}
+	for _, fd := range []int{p.fd4, p.fd6} {
+		if fd < 0 {
+			continue
+		}
+		first, last := p.Ports()
+		if err := attach(fd, fd == p.fd4, first, last); err != nil {
+			return err
+		}
+		drain(fd, p.rbuf)
+		// Room for a burst of answers: 10,000 probes due at once.
+		if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 4<<20) != nil {
+			unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
+		}
+	}
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return os.NewSyscallError("epoll_create1", err)
+	}
+	p.epfd = epfd
+	evfd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		return os.NewSyscallError("eventfd", err)
+	}
+	p.evfd = evfd
+	for _, fd := range []int{p.fd4, p.fd6, p.evfd} {
+		if fd < 0 {
+			continue
+		}
+		if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}); err != nil {
+			return os.NewSyscallError("epoll_ctl", err)
+		}
+	}
+	return nil
+}
+
+func attach(fd int, ipv4 bool, lo, hi uint16) error {
+	prog, err := replyFilter(ipv4, lo, hi)
+	if err != nil {
+		return err
+	}
+	f := make([]unix.SockFilter, len(prog))
+	for i, ins := range prog {
+		f[i] = unix.SockFilter{Code: ins.Op, Jt: ins.Jt, Jf: ins.Jf, K: ins.K}
+	}
+	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &unix.SockFprog{Len: uint16(len(f)), Filter: &f[0]}); err != nil {
+		return os.NewSyscallError("attach filter", err)
+	}
+	return nil
+}
+
+func drain(fd int, buf []byte) {
+	for {
+		if _, _, err := unix.Recvfrom(fd, buf, unix.MSG_DONTWAIT); err != nil {
+			return
+		}
+	}
+}
+
+// reserve binds up to nports ports of the local port range (the ports no
+// service listens on) on the wildcard address (IPv6 dual stack where
+// there is IPv6, so both families are held): from a random base, within a
+// span of 4*nports, skipping the ports other sockets hold. On a busy host
+// those are many — TIME_WAIT connections alone hold ports all over the
+// range, and a bind cannot take them — so the pool may have holes; the
+// filter passes the whole span, and answers to a hole's owner find no
+// probe. A quarter of nports is enough.
+func (p *SynProber) reserve(nports int) error {
+	lo, hi := localPortRange()
+	span := min(4*nports, hi-lo+1)
+	if span < nports {
+		return fmt.Errorf("reserve %d source ports: the local port range %d-%d is smaller", nports, lo, hi)
+	}
+	var last error
+	for range 8 {
+		base := lo + rand.IntN(hi-lo+2-span)
+		fds, ports, err := bindSome(base, span, nports)
+		if err == nil && len(ports) >= max(nports/4, 1) {
+			p.hold, p.ports = fds, ports
+			return nil
+		}
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		last = err
+		if err == nil {
+			last = fmt.Errorf("only %d free in %d-%d", len(ports), base, base+span-1)
+		}
+	}
+	return fmt.Errorf("reserve %d source ports: %w", nports, last)
+}
+
+// bindSome binds free ports from base on, at most n of them, within span.
+func bindSome(base, span, n int) (fds []int, ports []uint16, err error) {
+	for port := base; port < base+span && len(ports) < n; port++ {
+		fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		var sa unix.Sockaddr = &unix.SockaddrInet6{Port: port}
+		if err == nil {
+			unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0)
+		} else {
+			fd, err = unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+			sa = &unix.SockaddrInet4{Port: port}
+		}
+		if err != nil {
+			return fds, ports, os.NewSyscallError("socket", err)
+		}
+		if err := unix.Bind(fd, sa); err != nil {
+			unix.Close(fd)
+			if errors.Is(err, unix.EADDRINUSE) {
+				continue
+			}
+			return fds, ports, fmt.Errorf("bind port %d: %w", port, err)
+		}
+		fds, ports = append(fds, fd), append(ports, uint16(port))
+	}
+	return fds, ports, nil
+}
+
+func localPortRange() (lo, hi int) {
+	lo, hi = 32768, 60999
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return lo, hi
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 2 {
+		l, err1 := strconv.Atoi(f[0])
+		h, err2 := strconv.Atoi(f[1])
+		if err1 == nil && err2 == nil && l > 0 && h >= l {
+			return l, h
+		}
+	}
+	return lo, hi
+}
+
+// Ports is the span of the reserved source ports, first to last; ports
+// in between that other sockets held are not the prober's.
+func (p *SynProber) Ports() (first, last uint16) {
+	return p.ports[0], p.ports[len(p.ports)-1]
+}
+
+// Reserved is how many source ports the prober holds.
+func (p *SynProber) Reserved() int { return len(p.ports) }
+
+// Supports reports whether t can be probed half-open. bind_port (the
+// source port is the pool's), bind_if (the raw sockets are not bound to a
+// device) and fwmark (the source address lookup does not see the mark's
+// routing) would each cost a socket of their own per setting, for options
+// TCP_CHECKs rarely use: such checks keep the connect probe. An IPv6
+// target needs IPv6 on the host.
+func (p *SynProber) Supports(t check.Target) bool {
+	if t.BindPort != 0 || t.BindIf != "" || t.FWMark != 0 {
+		return false
+	}
+	a := t.Addr.Addr().Unmap()
+	if t.BindTo.IsValid() && t.BindTo.Unmap().Is4() != a.Is4() {
+		return false
+	}
+	return a.Is4() || p.fd6 >= 0
+}
+
+// Run reads answers, expires deadlines and delivers results until ctx
+// ends. Probes started while it does not run end only by their caller's
+// own deadline (the Runner's).
+func (p *SynProber) Run(ctx context.Context) error {
+	woke := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() { p.wake(); close(woke) })
+	defer func() {
+		if !stop() {
+			<-woke // so Close does not race the wake-up
+		}
+	}()
+	events := make([]unix.EpollEvent, 8)
+	var out []*synOp
+	var dones []func(check.Result)
+	for ctx.Err() == nil {
+		p.mu.Lock()
+		p.waitTill = mono() + int64(idleWait)
+		if len(p.timers) > 0 {
+			p.waitTill = min(p.waitTill, p.timers[0].deadline)
+		}
+		// Round up to the millisecond, so a wake-up finds the deadline
+		// passed.
+		wait := int(max((p.waitTill-mono()+int64(time.Millisecond)-1)/int64(time.Millisecond), 0))
+		p.mu.Unlock()
+		n, err := unix.EpollWait(p.epfd, events, wait)
+		if err != nil && !errors.Is(err, unix.EINTR) {
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		p.mu.Lock()
+		for _, ev := range events[:max(n, 0)] {
+			switch int(ev.Fd) {
+			case p.evfd:
+				var buf [8]byte
+				unix.Read(p.evfd, buf[:])
+			case p.fd4, p.fd6:
+				out = p.readLocked(int(ev.Fd), out)
+			}
+		}
+		now := mono()
+		for len(p.timers) > 0 && p.timers[0].deadline <= now {
+			o := heap.Pop(&p.timers).(*synOp)
+			if o.inflight {
+				delete(p.ops, o.key)
+				o.inflight = false
+				// The route may have changed; look it up afresh.
+				delete(p.routes, o.remote.Addr())
+			} else {
+				p.dequeueLocked(o)
+			}
+			o.res = p.failed(o, "timeout")
+			o.finished = true
+			out = append(out, o)
+		}
+		out = append(out, p.ready...)
+		clear(p.ready)
+		p.ready = p.ready[:0]
+		p.launchQueuedLocked()
+		for _, o := range out {
+			dones = append(dones, o.done)
+			o.done = nil
+		}
+		p.mu.Unlock()
+		for i, o := range out {
+			if dones[i] != nil {
+				dones[i](o.res)
+			}
+		}
+		clear(out)
+		out = out[:0]
+		clear(dones)
+		dones = dones[:0]
+	}
+	return ctx.Err()
+}
+
+// readLocked reads every queued answer on fd and finishes the probes they
+// answer.
+func (p *SynProber) readLocked(fd int, out []*synOp) []*synOp {
+	for {
+		var r reply
+		var ok bool
+		if fd == p.fd4 {
+			// The IP header says who sent it: a plain read, as
+			// unix.Recvfrom asks the socket its protocol on every call.
+			n, err := unix.Read(fd, p.rbuf)
+			if err != nil {
+				return out
+			}
+			r, ok = parseReply4(p.rbuf[:n])
+		} else {
+			n, from, err := recvfrom6(fd, p.rbuf)
+			if err != nil {
+				return out
+			}
+			r, ok = parseSegment(p.rbuf[:n])
+			r.remote = netip.AddrPortFrom(from, r.remote.Port())
+		}
+		if !ok {
+			continue
+		}
+		o := p.ops[synKey{r.remote, r.localPort}]
+		if o == nil || r.flags&tcpACK == 0 || r.ack != o.isn+1 {
+			continue // a late answer to an earlier probe, or not ours
+		}
+		delete(p.ops, o.key)
+		o.inflight = false
+		if o.idx >= 0 {
+			heap.Remove(&p.timers, o.idx)
+		}
+		switch {
+		case r.flags&tcpRST != 0:
+			o.res = p.failed(o, unix.ECONNREFUSED.Error())
+		case r.flags&tcpSYN != 0:
+			o.res = check.Result{OK: true, Duration: time.Since(o.start)}
+		default:
+			continue
+		}
+		o.finished = true
+		out = append(out, o)
+	}
+}
+
+// Start begins a probe of t (which Supports) that ends within timeout and
+// calls done once from Run's goroutine. cancel drops the probe; done is
+// then not called, or its call is already under way.
+func (p *SynProber) Start(t check.Target, timeout time.Duration, done func(check.Result)) (cancel func()) {
+	a := t.Addr.Addr().Unmap().WithZone("")
+	o := &synOp{target: t, remote: netip.AddrPortFrom(a, t.Addr.Port()), timeout: timeout, done: done, idx: -1}
+	p.mu.Lock()
+	o.start = time.Now()
+	o.deadline = mono() + int64(timeout)
+	if len(p.ops) >= p.max {
+		p.queued = append(p.queued, o)
+		p.armLocked(o)
+	} else {
+		p.launchLocked(o)
+	}
+	p.mu.Unlock()
+	return func() { p.cancel(o) }
+}
+
+// launchLocked sends o's SYN. An immediate failure goes to ready, for Run
+// to deliver.
+func (p *SynProber) launchLocked(o *synOp) {
+	if p.closed {
+		o.res = p.failed(o, "prober closed")
+		p.readyLocked(o)
+		return
+	}
+	fd := p.fd4
+	if !o.remote.Addr().Is4() {
+		fd = p.fd6
+	}
+	if fd < 0 {
+		o.res = p.failed(o, "no raw socket for "+o.remote.Addr().String())
+		p.readyLocked(o)
+		return
+	}
+	// A source port no probe in flight to the same place uses.
+	o.key.remote = o.remote
+	for i := 0; ; i++ {
+		if i == len(p.ports) {
+			o.res = p.failed(o, "no free source port")
+			p.readyLocked(o)
+			return
+		}
+		o.key.local = p.ports[p.next]
+		p.next = (p.next + 1) % len(p.ports)
+		if p.ops[o.key] == nil {
+			break
+		}
+	}
+	rt, err := p.routeLocked(o.remote.Addr(), o.target.BindTo)
+	if err != nil {
+		o.res = p.failed(o, check.ErrText(err))
+		p.readyLocked(o)
+		return
+	}
+	o.isn = rand.Uint32()
+	synSegment(p.pkt[:], rt.src, o.remote.Addr(), o.key.local, o.remote.Port(), o.isn)
+	var sa unix.Sockaddr
+	if o.remote.Addr().Is4() {
+		sa = &unix.SockaddrInet4{Addr: o.remote.Addr().As4()}
+	} else {
+		sa6 := &unix.SockaddrInet6{Addr: o.remote.Addr().As16()}
+		if z := o.target.Addr.Addr().Zone(); z != "" {
+			sa6.ZoneId = zoneIndex(z)
+		}
+		sa = sa6
+	}
+	if _, err := unix.SendmsgN(fd, p.pkt[:], rt.oob, sa, 0); err != nil {
+		o.res = p.failed(o, check.ErrText(err))
+		p.readyLocked(o)
+		return
+	}
+	o.inflight = true
+	p.ops[o.key] = o
+	p.armLocked(o)
+}
+
+// routeLocked is the source address of a SYN to dst: bindto, else the one
+// the kernel's routing picks (a UDP socket connected to dst knows it, and
+// sends nothing). The SYN's checksum covers it, and the send sets it
+// (IP_PKTINFO), so the two agree.
+func (p *SynProber) routeLocked(dst, bindTo netip.Addr) (route, error) {
+	if bindTo.IsValid() {
+		bindTo = bindTo.Unmap()
+		return route{src: bindTo, oob: pktinfo(bindTo)}, nil
+	}
+	now := mono()
+	if r, ok := p.routes[dst]; ok && r.expires > now {
+		return r, nil
+	}
+	family := unix.AF_INET6
+	var sa unix.Sockaddr = &unix.SockaddrInet6{Port: 9, Addr: dst.As16()}
+	if dst.Is4() {
+		family = unix.AF_INET
+		sa = &unix.SockaddrInet4{Port: 9, Addr: dst.As4()}
+	}
+	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return route{}, os.NewSyscallError("socket", err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Connect(fd, sa); err != nil {
+		return route{}, err
+	}
+	local, err := unix.Getsockname(fd)
+	if err != nil {
+		return route{}, err
+	}
+	var src netip.Addr
+	switch l := local.(type) {
+	case *unix.SockaddrInet4:
+		src = netip.AddrFrom4(l.Addr)
+	case *unix.SockaddrInet6:
+		src = netip.AddrFrom16(l.Addr)
+	}
+	r := route{src: src, oob: pktinfo(src), expires: now + int64(routeTTL)}
+	p.routes[dst] = r
+	return r, nil
+}
+
+func pktinfo(src netip.Addr) []byte {
+	if src.Is4() {
+		return (&ipv4.ControlMessage{Src: src.AsSlice()}).Marshal()
+	}
+	return (&ipv6.ControlMessage{Src: src.AsSlice()}).Marshal()
+}
+
+func zoneIndex(z string) uint32 {
+	if n, err := strconv.Atoi(z); err == nil {
+		return uint32(n)
+	}
+	if ifi, err := net.InterfaceByName(z); err == nil {
+		return uint32(ifi.Index)
+	}
+	return 0
+}
+
+func (p *SynProber) readyLocked(o *synOp) {
+	o.finished = true
+	if o.idx >= 0 {
+		heap.Remove(&p.timers, o.idx)
+	}
+	p.ready = append(p.ready, o)
+	p.wake()
+}
+
+// idleWait is the longest Run sleeps without a deadline due: a probe
+// started meanwhile with a later deadline then needs no wake-up (one
+// eventfd write per probe otherwise, as answers keep the heap empty).
+const idleWait = 50 * time.Millisecond
+
+func (p *SynProber) armLocked(o *synOp) {
+	heap.Push(&p.timers, o)
+	if o.deadline < p.waitTill {
+		p.wake()
+	}
+}
+
+func (p *SynProber) wake() {
+	var one = [8]byte{1}
+	unix.Write(p.evfd, one[:])
+}
+
+func (p *SynProber) cancel(o *synOp) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if o.finished {
+		o.done = nil
+		return
+	}
+	o.finished, o.done = true, nil
+	if o.idx >= 0 {
+		heap.Remove(&p.timers, o.idx)
+	}
+	if o.inflight {
+		delete(p.ops, o.key)
+		o.inflight = false
+		p.launchQueuedLocked()
+		return
+	}
+	p.dequeueLocked(o)
+}
+
+func (p *SynProber) dequeueLocked(o *synOp) {
+	for i, q := range p.queued {
+		if q == o {
+			p.queued = append(p.queued[:i], p.queued[i+1:]...)
+			return
+		}
+	}
+}
+
+func (p *SynProber) launchQueuedLocked() {
+	for len(p.queued) > 0 && len(p.ops) < p.max {
+		o := p.queued[0]
+		p.queued[0] = nil
+		p.queued = p.queued[1:]
+		if o.idx >= 0 {
+			heap.Remove(&p.timers, o.idx)
+		}
+		p.launchLocked(o)
+	}
+}
+
+func (p *SynProber) failed(o *synOp, why string) check.Result {
+	return check.Result{Reason: "connect " + o.target.Addr.String() + ": " + why, Duration: time.Since(o.start)}
+}
+
+// Close releases the sockets and the reserved ports. Run must have
+// returned; probes still in flight never finish.
+func (p *SynProber) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil
+	}
+	p.closed = true
+	p.closeFDs()
+	return nil
+}
+
+func (p *SynProber) closeFDs() {
+	for _, fd := range []int{p.fd4, p.fd6, p.epfd, p.evfd} {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+	}
+	p.fd4, p.fd6, p.epfd, p.evfd = -1, -1, -1, -1
+	for _, fd := range p.hold {
+		unix.Close(fd)
+	}
+	p.hold = nil
+}
+
+// synDeadlines is a min-heap of probes by deadline.
+type synDeadlines []*synOp
+
+func (d synDeadlines) Len() int           { return len(d) }
+func (d synDeadlines) Less(i, j int) bool { return d[i].deadline < d[j].deadline }
+func (d synDeadlines) Swap(i, j int) {
+	d[i], d[j] = d[j], d[i]
+	d[i].idx, d[j].idx = i, j
+}
+func (d *synDeadlines) Push(x any) {
+	o := x.(*synOp)
+	o.idx = len(*d)
+	*d = append(*d, o)
+}
+func (d *synDeadlines) Pop() any {
+	old := *d
+	o := old[len(old)-1]
+	old[len(old)-1] = nil
+	o.idx = -1
+	*d = old[:len(old)-1]
+	return o
+}

@@ -1,0 +1,292 @@
+package tcp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/keepvs/keepvs/internal/check"
+)
+
+// testSynProber opens a SynProber and runs it for the test; without root
+// (CAP_NET_RAW for the raw sockets) the test is skipped.
+func testSynProber(t *testing.T, run bool) *SynProber {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("half-open TCP_CHECK needs root (CAP_NET_RAW) for its raw sockets")
+	}
+	p, err := OpenSynProber(SynOptions{Ports: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	if run {
+		go func() { p.Run(ctx); close(ran) }()
+	} else {
+		close(ran)
+	}
+	t.Cleanup(func() { cancel(); <-ran; p.Close() })
+	return p
+}
+
+func synProbe(t *testing.T, p *SynProber, tg check.Target, timeout time.Duration) check.Result {
+	t.Helper()
+	ch := make(chan check.Result, 1)
+	p.Start(tg, timeout, func(r check.Result) { ch <- r })
+	return result(t, ch, timeout+5*time.Second)
+}
+
+// closedPort is a port nothing listens on at addr: bound, noted, closed.
+func closedPort(t *testing.T, network, addr string) check.Target {
+	t.Helper()
+	l, err := net.Listen(network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg := check.Target{Addr: netip.MustParseAddrPort(l.Addr().String())}
+	l.Close()
+	return tg
+}
+
+func TestSyn(t *testing.T) {
+	p := testSynProber(t, true)
+	open := openTarget(t)
+	tests := []struct {
+		name    string
+		target  check.Target
+		timeout time.Duration
+		ok      bool
+		reason  string
+		within  time.Duration
+	}{
+		{"listener", open, 3 * time.Second, true, "", time.Second},
+		{"bindto loopback", check.Target{Addr: open.Addr, BindTo: netip.MustParseAddr("127.0.0.1")}, 3 * time.Second, true, "", time.Second},
+		{"closed port: RST, before the timeout", closedPort(t, "tcp4", "127.0.0.1:0"), 3 * time.Second, false, "connection refused", time.Second},
+		{"no answer: down at the timeout", stuckTarget(t), 300 * time.Millisecond, false, "timeout", 2 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := synProbe(t, p, tt.target, tt.timeout)
+			if r.OK != tt.ok || !strings.HasSuffix(r.Reason, tt.reason) {
+				t.Errorf("probe = %+v, want ok=%v reason ending %q", r, tt.ok, tt.reason)
+			}
+			if r.Duration > tt.within {
+				t.Errorf("probe took %v, want under %v", r.Duration, tt.within)
+			}
+			if tt.reason == "timeout" && r.Duration < tt.timeout {
+				t.Errorf("timed out after %v, before its %v", r.Duration, tt.timeout)
+			}
+		})
+	}
+}
+
+// TestSynNoConnection: a half-open probe never completes a connection,
+// so the real server's application never sees it.
+func TestSynNoConnection(t *testing.T) {
+	p := testSynProber(t, true)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	tg := check.Target{Addr: netip.MustParseAddrPort(ln.Addr().String())}
+	for range 20 {
+		if r := synProbe(t, p, tg, time.Second); !r.OK {
+			t.Fatalf("probe = %+v, want up", r)
+		}
+	}
+	ln.(*net.TCPListener).SetDeadline(time.Now().Add(200 * time.Millisecond))
+	if c, err := ln.Accept(); err == nil {
+		c.Close()
+		t.Fatal("the listener accepted a connection from a half-open probe")
+	}
+}
+
+func TestSynIPv6(t *testing.T) {
+	p := testSynProber(t, true)
+	ln, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	defer ln.Close()
+	open := check.Target{Addr: netip.MustParseAddrPort(ln.Addr().String())}
+	closed := closedPort(t, "tcp6", "[::1]:0")
+	if r := synProbe(t, p, open, 3*time.Second); !r.OK {
+		t.Errorf("listener on ::1: %+v, want up", r)
+	}
+	if r := synProbe(t, p, closed, 3*time.Second); r.OK || !strings.HasSuffix(r.Reason, "connection refused") || r.Duration > time.Second {
+		t.Errorf("closed port on ::1: %+v, want refused at once", r)
+	}
+}
+
+// TestSynMany: thousands of probes at once over many listeners and
+// closed ports, several to the same address and port at the same time,
+// each get their own verdict.
+func TestSynMany(t *testing.T) {
+	p := testSynProber(t, true)
+	var targets []check.Target
+	var want []bool
+	for i := range 20 {
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.%d:0", 1+i%4))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		targets = append(targets, check.Target{Addr: netip.MustParseAddrPort(ln.Addr().String())})
+		want = append(want, true)
+		targets = append(targets, closedPort(t, "tcp4", fmt.Sprintf("127.0.0.%d:0", 1+i%4)))
+		want = append(want, false)
+	}
+	const rounds = 50
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	bad := 0
+	for range rounds {
+		for i, tg := range targets {
+			wg.Add(1)
+			p.Start(tg, 3*time.Second, func(r check.Result) {
+				defer wg.Done()
+				if r.OK != want[i] {
+					mu.Lock()
+					if bad++; bad < 5 {
+						t.Errorf("%v: %+v, want ok=%v", tg.Addr, r, want[i])
+					}
+					mu.Unlock()
+				}
+			})
+		}
+	}
+	wg.Wait()
+	if bad > 0 {
+		t.Errorf("%d of %d probes wrong", bad, rounds*len(targets))
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.ops) != 0 || len(p.timers) != 0 {
+		t.Errorf("prober still holds %d probes, %d deadlines", len(p.ops), len(p.timers))
+	}
+}
+
+func TestSynCancel(t *testing.T) {
+	p := testSynProber(t, true)
+	ch := make(chan check.Result, 1)
+	cancel := p.Start(stuckTarget(t), 100*time.Millisecond, func(r check.Result) { ch <- r })
+	cancel()
+	select {
+	case r := <-ch:
+		t.Fatalf("canceled probe reported %+v", r)
+	case <-time.After(300 * time.Millisecond):
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.ops) != 0 || len(p.timers) != 0 {
+		t.Errorf("prober still holds %d probes, %d deadlines", len(p.ops), len(p.timers))
+	}
+}
+
+// TestSynNeverCallsBackInStart: a probe that fails at once (a source
+// address this host does not have) is delivered from Run.
+func TestSynNeverCallsBackInStart(t *testing.T) {
+	p := testSynProber(t, true)
+	var mu sync.Mutex
+	ch := make(chan check.Result, 1)
+	tg := openTarget(t)
+	tg.BindTo = netip.MustParseAddr("192.0.2.1")
+	mu.Lock()
+	p.Start(tg, time.Second, func(r check.Result) { mu.Lock(); ch <- r; mu.Unlock() })
+	mu.Unlock()
+	if r := result(t, ch, 5*time.Second); r.OK || r.Duration > 500*time.Millisecond {
+		t.Fatalf("result %+v, want a failure at once", r)
+	}
+}
+
+// TestSynFilter: the kernel's filter keeps the host's other TCP traffic
+// off the raw sockets; only the answer to our SYN gets through.
+func TestSynFilter(t *testing.T) {
+	p := testSynProber(t, false) // nothing reads the sockets but the test
+	for _, network := range []string{"tcp4", "tcp6"} {
+		addr := map[string]string{"tcp4": "127.0.0.1:0", "tcp6": "[::1]:0"}[network]
+		fd := map[string]int{"tcp4": p.fd4, "tcp6": p.fd6}[network]
+		ln, err := net.Listen(network, addr)
+		if err != nil || fd < 0 {
+			t.Logf("%s: skipped, no such loopback (%v)", network, err)
+			continue
+		}
+		defer ln.Close()
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				io.Copy(c, c)
+				c.Close()
+			}
+		}()
+		// Unrelated traffic: handshakes, data, FINs; and a RST.
+		for range 5 {
+			c, err := net.Dial(network, ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Write([]byte("hello"))
+			io.ReadFull(c, make([]byte, 5))
+			c.Close()
+		}
+		if c, err := net.Dial(network, closedPort(t, network, addr).Addr.String()); err == nil {
+			c.Close()
+		}
+		time.Sleep(50 * time.Millisecond)
+		buf := make([]byte, 256)
+		if n, _, err := unix.Recvfrom(fd, buf, unix.MSG_DONTWAIT); !errors.Is(err, unix.EAGAIN) {
+			t.Errorf("%s: unrelated traffic reached the raw socket: %d bytes (err %v)", network, n, err)
+		}
+		// Our own probe's answer does.
+		tg := check.Target{Addr: netip.MustParseAddrPort(ln.Addr().String())}
+		cancel := p.Start(tg, time.Second, func(check.Result) {})
+		defer cancel()
+		time.Sleep(50 * time.Millisecond)
+		n, _, err := unix.Recvfrom(fd, buf, unix.MSG_DONTWAIT)
+		if err != nil {
+			t.Fatalf("%s: the SYN-ACK did not reach the raw socket: %v", network, err)
+		}
+		var r reply
+		if network == "tcp4" {
+			r, _ = parseReply4(buf[:n])
+		} else {
+			r, _ = parseSegment(buf[:n])
+		}
+		if first, last := p.Ports(); r.flags != tcpSYN|tcpACK || r.localPort < first || r.localPort > last {
+			t.Errorf("%s: got flags %#x to port %d, want a SYN-ACK to %d-%d", network, r.flags, r.localPort, first, last)
+		}
+		if n, _, err := unix.Recvfrom(fd, buf, unix.MSG_DONTWAIT); !errors.Is(err, unix.EAGAIN) {
+			t.Errorf("%s: more than the SYN-ACK reached the raw socket: %d bytes (err %v)", network, n, err)
+		}
+	}
+}
+
+// TestSynReservedPorts: the pool's ports are taken for everyone else.
+func TestSynReservedPorts(t *testing.T) {
+	p := testSynProber(t, false)
+	first, last := p.Ports()
+	if p.Reserved() < 16 || int(last-first+1) > 4*64 {
+		t.Fatalf("%d ports reserved in %d-%d, want 16-64 within 256", p.Reserved(), first, last)
+	}
+	for _, port := range []uint16{first, last} {
+		if l, err := net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			l.Close()
+			t.Errorf("port %d is reserved but 127.0.0.1:%d could be bound", port, port)
+		}
+	}
+}

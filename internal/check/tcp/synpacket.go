@@ -1,0 +1,142 @@
+package tcp
+
+import (
+	"encoding/binary"
+	"net/netip"
+
+	"golang.org/x/net/bpf"
+)
+
+// The TCP segments of a half-open probe: the SYN it sends, the replies it
+// takes (SYN-ACK or RST, both acknowledging the SYN), and the classic BPF
+// program that keeps every other TCP segment of the host out of its raw
+// sockets.
+
+const (
+	tcpFIN = 0x01
+	tcpSYN = 0x02
+	tcpRST = 0x04
+	tcpACK = 0x10
+
+	synLen = 24 // TCP header with one option, the MSS
+	// replyKeep is how much of an accepted packet the filter keeps: a
+	// maximal IPv4 header and a TCP header with room to spare.
+	replyKeep = 128
+)
+
+// synSegment writes into b (synLen bytes) a TCP SYN from src:sport to
+// dst:dport with sequence number isn, checksum included: a raw IPPROTO_TCP
+// socket sends the TCP header as given. It carries an MSS option, as
+// every real SYN does, so no middlebox takes it for a scan.
+func synSegment(b []byte, src, dst netip.Addr, sport, dport uint16, isn uint32) {
+	binary.BigEndian.PutUint16(b[0:], sport)
+	binary.BigEndian.PutUint16(b[2:], dport)
+	binary.BigEndian.PutUint32(b[4:], isn)
+	binary.BigEndian.PutUint32(b[8:], 0)
+	b[12] = (synLen / 4) << 4
+	b[13] = tcpSYN
+	binary.BigEndian.PutUint16(b[14:], 64240) // window
+	binary.BigEndian.PutUint32(b[16:], 0)     // checksum, urgent pointer
+	b[20], b[21] = 2, 4                       // MSS, length 4
+	binary.BigEndian.PutUint16(b[22:], 1460)
+	binary.BigEndian.PutUint16(b[16:], tcpChecksum(b[:synLen], src, dst))
+}
+
+// tcpChecksum is the TCP checksum of seg over the IPv4 or IPv6 pseudo
+// header.
+func tcpChecksum(seg []byte, src, dst netip.Addr) uint16 {
+	var sum uint32
+	add := func(b []byte) {
+		for i := 0; i+1 < len(b); i += 2 {
+			sum += uint32(binary.BigEndian.Uint16(b[i:]))
+		}
+		if len(b)%2 == 1 {
+			sum += uint32(b[len(b)-1]) << 8
+		}
+	}
+	if src.Is4() {
+		s, d := src.As4(), dst.As4()
+		add(s[:])
+		add(d[:])
+	} else {
+		s, d := src.As16(), dst.As16()
+		add(s[:])
+		add(d[:])
+	}
+	// Protocol and length; the IPv6 pseudo header spreads the same
+	// numbers over wider fields, which sum the same for a TCP header.
+	sum += 6 + uint32(len(seg))
+	add(seg)
+	for sum>>16 != 0 {
+		sum = sum&0xffff + sum>>16
+	}
+	return ^uint16(sum)
+}
+
+// reply is what a half-open probe reads from a SYN's answer.
+type reply struct {
+	remote    netip.AddrPort // who answered
+	localPort uint16
+	ack       uint32
+	flags     byte
+}
+
+// parseReply4 reads an IPv4 packet as a raw IPv4 socket delivers it, IP
+// header first.
+func parseReply4(b []byte) (reply, bool) {
+	if len(b) < 20 || b[0]>>4 != 4 || b[9] != 6 {
+		return reply{}, false
+	}
+	ihl := int(b[0]&0xf) * 4
+	if ihl < 20 || len(b) < ihl+20 || binary.BigEndian.Uint16(b[6:])&0x1fff != 0 {
+		return reply{}, false
+	}
+	src := netip.AddrFrom4([4]byte(b[12:16]))
+	r, ok := parseSegment(b[ihl:])
+	r.remote = netip.AddrPortFrom(src, r.remote.Port())
+	return r, ok
+}
+
+// parseSegment reads a TCP header (what a raw IPv6 socket delivers; the
+// sender's address comes with recvfrom). remote holds only the port.
+func parseSegment(b []byte) (reply, bool) {
+	if len(b) < 20 {
+		return reply{}, false
+	}
+	return reply{
+		remote:    netip.AddrPortFrom(netip.Addr{}, binary.BigEndian.Uint16(b[0:])),
+		localPort: binary.BigEndian.Uint16(b[2:]),
+		ack:       binary.BigEndian.Uint32(b[8:]),
+		flags:     b[13],
+	}, true
+}
+
+// replyFilter is the socket filter of a raw IPPROTO_TCP socket that takes
+// only answers to our SYNs: TCP segments to a port in [lo, hi] with ACK
+// and SYN or RST set. Without it every TCP segment the host receives is
+// copied to the socket. ipv4: the socket sees the IP header first (an
+// IPv6 raw socket sees the TCP header first).
+func replyFilter(ipv4 bool, lo, hi uint16) ([]bpf.RawInstruction, error) {
+	var prog []bpf.Instruction
+	if ipv4 {
+		prog = append(prog,
+			// Not the first fragment: no TCP header to read.
+			bpf.LoadAbsolute{Off: 6, Size: 2},
+			bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: 0x1fff, SkipTrue: 7},
+			bpf.LoadMemShift{Off: 0}, // X = IP header length
+		)
+	} else {
+		prog = append(prog, bpf.LoadConstant{Dst: bpf.RegX, Val: 0})
+	}
+	prog = append(prog,
+		bpf.LoadIndirect{Off: 2, Size: 2}, // destination port
+		bpf.JumpIf{Cond: bpf.JumpLessThan, Val: uint32(lo), SkipTrue: 4},
+		bpf.JumpIf{Cond: bpf.JumpGreaterThan, Val: uint32(hi), SkipTrue: 3},
+		bpf.LoadIndirect{Off: 13, Size: 1}, // flags
+		bpf.JumpIf{Cond: bpf.JumpBitsNotSet, Val: tcpACK, SkipTrue: 1},
+		bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: tcpSYN | tcpRST, SkipTrue: 1},
+		bpf.RetConstant{Val: 0},
+		bpf.RetConstant{Val: replyKeep},
+	)
+	return bpf.Assemble(prog)
+}
