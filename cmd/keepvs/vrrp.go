@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"os"
@@ -143,15 +142,15 @@ func (r *vrrpRunner) applyStatics(cfg *model.Config) {
 	if dev == "" {
 		dev = r.staticsDev
 	}
-	gone, added := diffStatics(r.statics.StaticRules, cfg.StaticRules)
+	gone, added := model.Diff(r.statics.StaticRules, cfg.StaticRules)
 	if err := r.ann.RemoveRules(gone); err != nil {
 		r.log.Error("static rules not all removed", "err", err)
 	}
-	goneR, addedR := diffStatics(r.statics.StaticRoutes, cfg.StaticRoutes)
+	goneR, addedR := model.Diff(r.statics.StaticRoutes, cfg.StaticRoutes)
 	if err := r.ann.RemoveRoutes(r.staticsDev, goneR); err != nil {
 		r.log.Error("static routes not all removed", "err", err)
 	}
-	goneA, addedA := diffStatics(r.statics.StaticAddresses, cfg.StaticAddresses)
+	goneA, addedA := model.Diff(r.statics.StaticAddresses, cfg.StaticAddresses)
 	if err := r.ann.RemoveVIPs(r.staticsDev, goneA); err != nil {
 		r.log.Error("static addresses not all removed", "err", err)
 	}
@@ -170,31 +169,6 @@ func (r *vrrpRunner) applyStatics(cfg *model.Config) {
 	}
 	r.statics = model.VRRP{StaticAddresses: cfg.StaticAddresses, StaticRoutes: cfg.StaticRoutes, StaticRules: cfg.StaticRules}
 	r.staticsDev = dev
-}
-
-// diffStatics is what goes and what comes between two lists, an entry
-// being the same when its JSON is (positions are not in it).
-func diffStatics[T any](old, new []T) (gone, added []T) {
-	key := func(x T) string { b, _ := json.Marshal(x); return string(b) }
-	in := func(xs []T) map[string]bool {
-		m := map[string]bool{}
-		for _, x := range xs {
-			m[key(x)] = true
-		}
-		return m
-	}
-	o, n := in(old), in(new)
-	for _, x := range old {
-		if !n[key(x)] {
-			gone = append(gone, x)
-		}
-	}
-	for _, x := range new {
-		if !o[key(x)] {
-			added = append(added, x)
-		}
-	}
-	return gone, added
 }
 
 func (r *vrrpRunner) start(cfg *model.Config) {

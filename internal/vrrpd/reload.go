@@ -209,9 +209,9 @@ func (i *inst) reconfigured(m *model.Instance, g *model.Global) (change, bool) {
 	}
 	c := change{i: i, m: m, cfg: cfg}
 	a := &addrChange{garpRepeat: cfg.GARP.MasterRepeat, garpInterval: cfg.GARP.Interval}
-	a.removeVIPs, a.addVIPs = diff(allVIPs(i.m), allVIPs(m))
-	a.removeRoutes, a.addRoutes = diff(i.m.Routes, m.Routes)
-	a.removeRules, a.addRules = diff(i.m.Rules, m.Rules)
+	a.removeVIPs, a.addVIPs = model.Diff(allVIPs(i.m), allVIPs(m))
+	a.removeRoutes, a.addRoutes = model.Diff(i.m.Routes, m.Routes)
+	a.removeRules, a.addRules = model.Diff(i.m.Rules, m.Rules)
 	if len(a.removeVIPs)+len(a.addVIPs)+len(a.removeRoutes)+len(a.addRoutes)+len(a.removeRules)+len(a.addRules) > 0 {
 		c.addrs = a
 	}
@@ -225,29 +225,6 @@ func configuredSrc(m *model.Instance) netip.Addr {
 		return m.UnicastSrcIP
 	}
 	return m.McastSrcIP
-}
-
-// diff is what is in old and not in new, and in new and not in old.
-func diff[T any](old, new []T) (gone, added []T) {
-	in := func(xs []T) map[string]bool {
-		s := map[string]bool{}
-		for _, x := range xs {
-			s[definition(x)] = true
-		}
-		return s
-	}
-	o, nw := in(old), in(new)
-	for _, x := range old {
-		if !nw[definition(x)] {
-			gone = append(gone, x)
-		}
-	}
-	for _, x := range new {
-		if !o[definition(x)] {
-			added = append(added, x)
-		}
-	}
-	return gone, added
 }
 
 // apply is the swap, in the loop: it runs between two passes, so no
