@@ -29,9 +29,9 @@ type poller struct {
 
 	mu       sync.Mutex
 	ops      map[int32]*op // in flight, by fd
-	queued   []*op         // waiting for a slot (more than max in flight)
+	queued   waiting[*op]  // waiting for a slot (more than max in flight)
 	ready    []*op         // finished without epoll (immediate errors)
-	timers   deadlines
+	timers   deadlines[*op]
 	gen      uint32
 	max      int
 	waitTill int64 // when the loop's epoll_wait ends; -1: no timeout
@@ -39,17 +39,9 @@ type poller struct {
 
 // op is one probe.
 type op struct {
-	target  check.Target
-	timeout time.Duration
-	done    func(check.Result)
-
-	fd       int32
-	gen      uint32
-	start    time.Time
-	deadline int64 // monotonic ns since pollBase
-	idx      int   // in timers, -1 when not there
-	res      check.Result
-	finished bool
+	probe
+	fd  int32
+	gen uint32
 }
 
 var (
@@ -99,7 +91,7 @@ func newPoller(max int) (*poller, error) {
 // from the poller's goroutine. cancel drops the probe; done is then not
 // called (or its call is already under way and its result is stale).
 func (p *poller) start(t check.Target, timeout time.Duration, done func(check.Result)) (cancel func()) {
-	o := &op{target: t, timeout: timeout, done: done, fd: -1, idx: -1}
+	o := &op{probe: probe{target: t, timeout: timeout, done: done, idx: -1}, fd: -1}
 	p.mu.Lock()
 	if len(p.ops) >= p.max {
 		o.start = time.Now()
@@ -146,9 +138,7 @@ func (p *poller) launchLocked(o *op) {
 
 func (p *poller) readyLocked(o *op) {
 	o.finished = true
-	if o.idx >= 0 {
-		heap.Remove(&p.timers, o.idx)
-	}
+	p.timers.drop(o)
 	p.ready = append(p.ready, o)
 	p.wake()
 }
@@ -175,9 +165,7 @@ func (p *poller) cancel(o *op) {
 		return
 	}
 	o.finished, o.done = true, nil
-	if o.idx >= 0 {
-		heap.Remove(&p.timers, o.idx)
-	}
+	p.timers.drop(o)
 	if o.fd >= 0 {
 		delete(p.ops, o.fd)
 		unix.Close(int(o.fd))
@@ -185,30 +173,12 @@ func (p *poller) cancel(o *op) {
 		p.launchQueuedLocked()
 		return
 	}
-	p.dequeueLocked(o)
-}
-
-// dequeueLocked takes o, waiting for a slot, off the queue.
-func (p *poller) dequeueLocked(o *op) {
-	for i, q := range p.queued {
-		if q == o {
-			p.queued = append(p.queued[:i], p.queued[i+1:]...)
-			return
-		}
-	}
+	p.queued.remove(o)
 }
 
 // launchQueuedLocked starts waiting probes while there is room.
 func (p *poller) launchQueuedLocked() {
-	for len(p.queued) > 0 && len(p.ops) < p.max {
-		o := p.queued[0]
-		p.queued[0] = nil
-		p.queued = p.queued[1:]
-		if o.idx >= 0 {
-			heap.Remove(&p.timers, o.idx)
-		}
-		p.launchLocked(o)
-	}
+	p.queued.launch(&p.timers, func() bool { return len(p.ops) < p.max }, p.launchLocked)
 }
 
 // loop waits for connects to finish and deadlines to pass, and delivers
@@ -249,9 +219,7 @@ func (p *poller) loop() {
 				continue // canceled, its fd maybe reused
 			}
 			delete(p.ops, ev.Fd)
-			if o.idx >= 0 {
-				heap.Remove(&p.timers, o.idx)
-			}
+			p.timers.drop(o)
 			errno, gerr := unix.GetsockoptInt(int(o.fd), unix.SOL_SOCKET, unix.SO_ERROR)
 			unix.Close(int(o.fd))
 			o.fd = -1
@@ -274,7 +242,7 @@ func (p *poller) loop() {
 				unix.Close(int(o.fd))
 				o.fd = -1
 			} else {
-				p.dequeueLocked(o)
+				p.queued.remove(o)
 			}
 			o.res = failed(o, "timeout")
 			o.finished = true
@@ -389,27 +357,4 @@ func sockaddr(family int, ap netip.AddrPort) (unix.Sockaddr, error) {
 		sa.ZoneId = uint32(ifi.Index)
 	}
 	return sa, nil
-}
-
-// deadlines is a min-heap of ops by deadline.
-type deadlines []*op
-
-func (d deadlines) Len() int           { return len(d) }
-func (d deadlines) Less(i, j int) bool { return d[i].deadline < d[j].deadline }
-func (d deadlines) Swap(i, j int) {
-	d[i], d[j] = d[j], d[i]
-	d[i].idx, d[j].idx = i, j
-}
-func (d *deadlines) Push(x any) {
-	o := x.(*op)
-	o.idx = len(*d)
-	*d = append(*d, o)
-}
-func (d *deadlines) Pop() any {
-	old := *d
-	o := old[len(old)-1]
-	old[len(old)-1] = nil
-	o.idx = -1
-	*d = old[:len(old)-1]
-	return o
 }

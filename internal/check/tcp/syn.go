@@ -48,9 +48,9 @@ type SynProber struct {
 
 	mu       sync.Mutex
 	ops      map[synKey]*synOp
-	queued   []*synOp
+	queued   waiting[*synOp]
 	ready    []*synOp
-	timers   synDeadlines
+	timers   deadlines[*synOp]
 	max      int
 	next     int // the pool's next port, round robin
 	waitTill int64
@@ -78,19 +78,11 @@ type synKey struct {
 
 // synOp is one probe.
 type synOp struct {
-	target  check.Target
-	remote  netip.AddrPort // target.Addr, unmapped and without zone
-	timeout time.Duration
-	done    func(check.Result)
-
+	probe
+	remote   netip.AddrPort // target.Addr, unmapped and without zone
 	key      synKey
 	isn      uint32
 	inflight bool
-	start    time.Time
-	deadline int64
-	idx      int
-	res      check.Result
-	finished bool
 }
 
 // route is a cached source address for a destination.
@@ -356,7 +348,7 @@ func (p *SynProber) Run(ctx context.Context) error {
 				// The route may have changed; look it up afresh.
 				delete(p.routes, o.remote.Addr())
 			} else {
-				p.dequeueLocked(o)
+				p.queued.remove(o)
 			}
 			o.res = p.failed(o, "timeout")
 			o.finished = true
@@ -415,9 +407,7 @@ func (p *SynProber) readLocked(fd int, out []*synOp) []*synOp {
 		}
 		delete(p.ops, o.key)
 		o.inflight = false
-		if o.idx >= 0 {
-			heap.Remove(&p.timers, o.idx)
-		}
+		p.timers.drop(o)
 		switch {
 		case r.flags&tcpRST != 0:
 			o.res = p.failed(o, unix.ECONNREFUSED.Error())
@@ -436,7 +426,7 @@ func (p *SynProber) readLocked(fd int, out []*synOp) []*synOp {
 // then not called, or its call is already under way.
 func (p *SynProber) Start(t check.Target, timeout time.Duration, done func(check.Result)) (cancel func()) {
 	a := t.Addr.Addr().Unmap().WithZone("")
-	o := &synOp{target: t, remote: netip.AddrPortFrom(a, t.Addr.Port()), timeout: timeout, done: done, idx: -1}
+	o := &synOp{probe: probe{target: t, timeout: timeout, done: done, idx: -1}, remote: netip.AddrPortFrom(a, t.Addr.Port())}
 	p.mu.Lock()
 	o.start = time.Now()
 	o.deadline = mono() + int64(timeout)
@@ -571,9 +561,7 @@ func zoneIndex(z string) uint32 {
 
 func (p *SynProber) readyLocked(o *synOp) {
 	o.finished = true
-	if o.idx >= 0 {
-		heap.Remove(&p.timers, o.idx)
-	}
+	p.timers.drop(o)
 	p.ready = append(p.ready, o)
 	p.wake()
 }
@@ -603,37 +591,19 @@ func (p *SynProber) cancel(o *synOp) {
 		return
 	}
 	o.finished, o.done = true, nil
-	if o.idx >= 0 {
-		heap.Remove(&p.timers, o.idx)
-	}
+	p.timers.drop(o)
 	if o.inflight {
 		delete(p.ops, o.key)
 		o.inflight = false
 		p.launchQueuedLocked()
 		return
 	}
-	p.dequeueLocked(o)
+	p.queued.remove(o)
 }
 
-func (p *SynProber) dequeueLocked(o *synOp) {
-	for i, q := range p.queued {
-		if q == o {
-			p.queued = append(p.queued[:i], p.queued[i+1:]...)
-			return
-		}
-	}
-}
-
+// launchQueuedLocked starts waiting probes while there is room.
 func (p *SynProber) launchQueuedLocked() {
-	for len(p.queued) > 0 && len(p.ops) < p.max {
-		o := p.queued[0]
-		p.queued[0] = nil
-		p.queued = p.queued[1:]
-		if o.idx >= 0 {
-			heap.Remove(&p.timers, o.idx)
-		}
-		p.launchLocked(o)
-	}
+	p.queued.launch(&p.timers, func() bool { return len(p.ops) < p.max }, p.launchLocked)
 }
 
 func (p *SynProber) failed(o *synOp, why string) check.Result {
@@ -664,27 +634,4 @@ func (p *SynProber) closeFDs() {
 		unix.Close(fd)
 	}
 	p.hold = nil
-}
-
-// synDeadlines is a min-heap of probes by deadline.
-type synDeadlines []*synOp
-
-func (d synDeadlines) Len() int           { return len(d) }
-func (d synDeadlines) Less(i, j int) bool { return d[i].deadline < d[j].deadline }
-func (d synDeadlines) Swap(i, j int) {
-	d[i], d[j] = d[j], d[i]
-	d[i].idx, d[j].idx = i, j
-}
-func (d *synDeadlines) Push(x any) {
-	o := x.(*synOp)
-	o.idx = len(*d)
-	*d = append(*d, o)
-}
-func (d *synDeadlines) Pop() any {
-	old := *d
-	o := old[len(old)-1]
-	old[len(old)-1] = nil
-	o.idx = -1
-	*d = old[:len(old)-1]
-	return o
 }

@@ -1,0 +1,91 @@
+package tcp
+
+import (
+	"container/heap"
+	"time"
+
+	"github.com/keepvs/keepvs/internal/check"
+)
+
+// probe is what both probers — the connect poller (poller.go) and the
+// half-open SynProber (syn.go) — keep of each probe: what it is for, when
+// it times out, and where it waits.
+type probe struct {
+	target  check.Target
+	timeout time.Duration
+	done    func(check.Result)
+
+	start    time.Time
+	deadline int64 // monotonic ns since pollBase
+	idx      int   // in the deadline heap, -1 when not there
+	res      check.Result
+	finished bool
+}
+
+func (p *probe) base() *probe { return p }
+
+// prober is a probe type of one of the probers (*op, *synOp).
+type prober interface {
+	comparable
+	base() *probe
+}
+
+// deadlines is a min-heap of probes by deadline (container/heap).
+type deadlines[O prober] []O
+
+func (d deadlines[O]) Len() int           { return len(d) }
+func (d deadlines[O]) Less(i, j int) bool { return d[i].base().deadline < d[j].base().deadline }
+func (d deadlines[O]) Swap(i, j int) {
+	d[i], d[j] = d[j], d[i]
+	d[i].base().idx, d[j].base().idx = i, j
+}
+
+func (d *deadlines[O]) Push(x any) {
+	o := x.(O)
+	o.base().idx = len(*d)
+	*d = append(*d, o)
+}
+
+func (d *deadlines[O]) Pop() any {
+	old := *d
+	o := old[len(old)-1]
+	var zero O
+	old[len(old)-1] = zero
+	o.base().idx = -1
+	*d = old[:len(old)-1]
+	return o
+}
+
+// drop takes o off the heap if it is there.
+func (d *deadlines[O]) drop(o O) {
+	if i := o.base().idx; i >= 0 {
+		heap.Remove(d, i)
+	}
+}
+
+// waiting is the probes started while the most allowed were in flight,
+// in the order they came.
+type waiting[O prober] []O
+
+// remove takes o off the queue (a cancel).
+func (w *waiting[O]) remove(o O) {
+	for i, q := range *w {
+		if q == o {
+			*w = append((*w)[:i], (*w)[i+1:]...)
+			return
+		}
+	}
+}
+
+// launch starts waiting probes, first come first, while room says there
+// is a slot; each leaves the deadline heap, where it waited, first.
+func (w *waiting[O]) launch(timers *deadlines[O], room func() bool, start func(O)) {
+	for len(*w) > 0 && room() {
+		o := (*w)[0]
+		var zero O
+		(*w)[0] = zero
+		*w = (*w)[1:]
+		timers.drop(o)
+		start(o)
+	}
+}
