@@ -252,22 +252,7 @@ func (p *poller) loop() {
 		clear(p.ready)
 		p.ready = p.ready[:0]
 		p.launchQueuedLocked()
-		// Take each result's callback under the lock: a cancel after
-		// this point finds the op finished and its done is ours to call.
-		for _, o := range out {
-			dones = append(dones, o.done)
-			o.done = nil
-		}
-		p.mu.Unlock()
-		for i, o := range out {
-			if dones[i] != nil {
-				dones[i](o.res)
-			}
-		}
-		clear(out)
-		out = out[:0]
-		clear(dones)
-		dones = dones[:0]
+		out, dones = deliver(&p.mu, out, dones)
 	}
 }
 

@@ -2,6 +2,7 @@ package tcp
 
 import (
 	"container/heap"
+	"sync"
 	"time"
 
 	"github.com/keepvs/keepvs/internal/check"
@@ -88,4 +89,26 @@ func (w *waiting[O]) launch(timers *deadlines[O], room func() bool, start func(O
 		timers.drop(o)
 		start(o)
 	}
+}
+
+// deliver hands out the results of the finished probes out: it takes each
+// callback under mu, the prober's lock, which the caller holds (a cancel
+// after this finds the probe finished, and the callback is deliver's to
+// call), unlocks mu, calls the callbacks in order, and returns both
+// slices emptied for reuse.
+func deliver[O prober](mu *sync.Mutex, out []O, dones []func(check.Result)) ([]O, []func(check.Result)) {
+	for _, o := range out {
+		b := o.base()
+		dones = append(dones, b.done)
+		b.done = nil
+	}
+	mu.Unlock()
+	for i, o := range out {
+		if dones[i] != nil {
+			dones[i](o.base().res)
+		}
+	}
+	clear(out)
+	clear(dones)
+	return out[:0], dones[:0]
 }

@@ -358,20 +358,7 @@ func (p *SynProber) Run(ctx context.Context) error {
 		clear(p.ready)
 		p.ready = p.ready[:0]
 		p.launchQueuedLocked()
-		for _, o := range out {
-			dones = append(dones, o.done)
-			o.done = nil
-		}
-		p.mu.Unlock()
-		for i, o := range out {
-			if dones[i] != nil {
-				dones[i](o.res)
-			}
-		}
-		clear(out)
-		out = out[:0]
-		clear(dones)
-		dones = dones[:0]
+		out, dones = deliver(&p.mu, out, dones)
 	}
 	return ctx.Err()
 }
