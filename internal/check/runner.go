@@ -321,10 +321,10 @@ func (r *Runner) enqueueLocked(c *checkState, due time.Time) {
 // armLocked points the one timer at the head of the schedule. A timer set
 // for earlier than the head is left alone: fire re-arms it.
 func (r *Runner) armLocked() {
-	if !r.running || len(r.queue) == 0 {
+	if !r.running || r.queue.Len() == 0 {
 		return
 	}
-	head := r.queue[0].due
+	head := r.queue.head().due
 	if r.armed && !head.Before(r.armedAt) {
 		return
 	}
@@ -347,7 +347,7 @@ func (r *Runner) fire() {
 	r.armed = false
 	now := r.clk.Now()
 	var due []func()
-	for len(r.queue) > 0 && !r.queue[0].due.After(now) {
+	for r.queue.Len() > 0 && !r.queue.head().due.After(now) {
 		if p := r.launchLocked(r.queue.pop(), now); p != nil {
 			due = append(due, p)
 		}
