@@ -13,11 +13,14 @@ import (
 type notifier struct {
 	scripts *notify.Runner
 	fifos   []*notify.FIFO
+	mail    *notify.Mailer // nil: no smtp_server or notification_email
+	global  model.Global
 }
 
 func newNotifier(cfg *model.Config, log *slog.Logger) *notifier {
 	g := cfg.Global
-	n := &notifier{scripts: notify.New(notify.Options{User: g.ScriptUser, Group: g.ScriptGroup, Security: g.EnableScriptSecurity, Log: log})}
+	n := &notifier{scripts: notify.New(notify.Options{User: g.ScriptUser, Group: g.ScriptGroup, Security: g.EnableScriptSecurity, Log: log}),
+		mail: notify.NewMailer(g, log), global: g}
 	for _, f := range []*model.FIFO{g.NotifyFIFO, g.LVSNotifyFIFO} {
 		if f == nil {
 			continue
@@ -45,6 +48,19 @@ func (n *notifier) handle(ev engine.Notification) {
 	for _, f := range n.fifos {
 		f.Write(line)
 	}
+	if n.mail != nil {
+		g := n.global
+		switch ev.Kind {
+		case "rs_up", "rs_down":
+			if ev.Real != nil && notify.Alerting(ev.Real.SMTPAlert, g.SMTPAlertChecker, g.SMTPAlert, true) {
+				n.mail.RealServer(ev.RSFIFO, vs, ev.Kind == "rs_up", ev.Reason)
+			}
+		case "quorum_up", "quorum_down":
+			if notify.Alerting(ev.Virtual.SMTPAlert, g.SMTPAlertChecker, g.SMTPAlert, false) {
+				n.mail.VirtualServer(vs, ev.Kind == "quorum_up")
+			}
+		}
+	}
 	if ev.Script != nil {
 		n.scripts.Run(ev.VS+" "+ev.RS, *ev.Script)
 	}
@@ -53,6 +69,7 @@ func (n *notifier) handle(ev engine.Notification) {
 // close waits for running scripts and closes the FIFOs.
 func (n *notifier) close() {
 	n.scripts.Wait()
+	n.mail.Close()
 	for _, f := range n.fifos {
 		f.Close()
 	}

@@ -207,9 +207,12 @@ func (r *vrrpRunner) start(cfg *model.Config) {
 	if fifo != nil {
 		opt.FIFO = fifo
 	}
+	mail := notify.NewMailer(cfg.Global, log)
+	opt.Mail = mail
 	node, err := vrrpd.New(cfg, opt)
 	if err != nil {
 		log.Error("vrrp not started", "err", err)
+		mail.Close()
 		return
 	}
 	ctx, cancel := context.WithCancel(r.ctx)
@@ -224,6 +227,7 @@ func (r *vrrpRunner) start(cfg *model.Config) {
 	r.stopNode = func() {
 		cancel()
 		<-done
+		mail.Close()
 		if fifo != nil {
 			fifo.Close()
 		}

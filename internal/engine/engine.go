@@ -39,6 +39,7 @@ type Notification struct {
 	Quorum  int
 	Time    time.Time
 	Virtual *model.VirtualServer
+	Real    *model.RealServer // rs_up and rs_down
 }
 
 // Options configure an Engine.
@@ -384,7 +385,7 @@ func (e *Engine) onEvent(ev check.Event) {
 		}
 		e.log.Log(context.Background(), lvl, "real server "+map[bool]string{true: "up", false: "down"}[ev.Up],
 			"vs", v.id, "rs", r.rs.Name(), "check", ev.Check, "reason", ev.Reason)
-		e.notify(Notification{Kind: kind, VS: v.id, RS: r.rs.Name(), RSFIFO: rsFIFOName(v.vs, r.rs), Script: script, Reason: ev.Reason, Weight: r.weight, Time: ev.At, Virtual: v.vs})
+		e.notify(Notification{Kind: kind, VS: v.id, RS: r.rs.Name(), RSFIFO: rsFIFOName(v.vs, r.rs), Script: script, Reason: ev.Reason, Weight: r.weight, Time: ev.At, Virtual: v.vs, Real: r.rs})
 	} else if ev.WeightChanged {
 		e.log.Info("real server weight", "vs", v.id, "rs", r.rs.Name(), "weight", ev.Weight)
 	}
@@ -462,7 +463,7 @@ func (e *Engine) Shutdown() {
 		for _, r := range v.rss {
 			if r.up {
 				e.notify(Notification{Kind: "rs_down", VS: v.id, RS: r.rs.Name(), RSFIFO: rsFIFOName(v.vs, r.rs), Script: r.rs.NotifyDown,
-					Reason: "shutdown (omega)", Weight: r.weight, Time: now, Virtual: v.vs})
+					Reason: "shutdown (omega)", Weight: r.weight, Time: now, Virtual: v.vs, Real: r.rs})
 			}
 		}
 		if v.quorumUp {

@@ -1,10 +1,14 @@
 package vrrpd_test
 
 import (
+	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keepvs/keepvs/internal/notify/notifytest"
 )
 
 // TestStaticAndRules: static_ipaddress, static_routes and static_rules are
@@ -104,4 +108,31 @@ func TestTrackSrcIP(t *testing.T) {
 	})
 	l.bed.MustRun("d1", "ip", "addr", "add", src+"/24", "dev", "eth0")
 	eventually(t, "d1 master again", 5*time.Second, func() bool { return m.holds(l.vip) && !b.holds(l.vip) })
+}
+
+// TestSMTPAlert: an instance with smtp_alert mails its state changes in
+// keepalived's format to global_defs' smtp_server, from the VRRP process.
+func TestSMTPAlert(t *testing.T) {
+	l := newLAN(t, 154)
+	var ln net.Listener
+	if err := l.bed.Do("d1", func() (err error) {
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	sink := notifytest.NewSMTP(t, ln)
+	port := ln.Addr().(*net.TCPAddr).Port
+	g := strings.Replace(globalConf("d1"), "global_defs {", fmt.Sprintf(
+		"global_defs {\n    notification_email {\n        ops@example.com\n    }\n    notification_email_from lb@example.com\n    smtp_server 127.0.0.1 %d\n    smtp_connect_timeout 5", port), 1)
+	d := startDirector(t, l.bed, "d1", "keepvs", g+instanceConf("VI_1", 51, 150, "0.1", 3, l.vip.String()+"/24", "    smtp_alert\n"))
+	for _, state := range []string{"BACKUP", "MASTER"} {
+		got := sink.Next(t)
+		if len(got) < 6 || !strings.Contains(got[len(got)-2], "Subject: [d1] VRRP Instance VI_1 - Entering "+state+" state\r\n") {
+			t.Fatalf("mail for %s: %q", state, got)
+		}
+	}
+	if !d.holds(l.vip) {
+		t.Error("master without its vip")
+	}
 }

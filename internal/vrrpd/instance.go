@@ -420,6 +420,9 @@ func (n *Node) notifyState(m *model.Instance, state string, priority uint8) {
 		sc = nt.Deleted
 	}
 	subject := "vrrp " + name
+	if n.opt.Mail != nil && n.alerting(m.SMTPAlert, state) {
+		n.opt.Mail.Instance(name, state)
+	}
 	if sc != nil {
 		n.opt.Notify.Run(subject, *sc)
 	}
@@ -449,10 +452,24 @@ func (n *Node) syncTransition(a vrrp.Action, g *model.SyncGroup) {
 		sc = nt.Stop
 	}
 	subject := "vrrp group " + a.Instance
+	if n.opt.Mail != nil && n.alerting(g.SMTPAlert, a.To.String()) {
+		n.opt.Mail.Group(a.Instance, a.To.String())
+	}
 	if sc != nil {
 		n.opt.Notify.Run(subject, *sc)
 	}
 	if nt.Any != nil {
 		n.opt.Notify.Run(subject, *nt.Any, "GROUP", a.Instance, a.To.String(), "0")
 	}
+}
+
+// alerting says whether a change to state of an instance or group whose
+// smtp_alert is own sends mail: smtp_alert, else global smtp_alert_vrrp,
+// else smtp_alert (off by default); never for FAULT with no_email_faults.
+func (n *Node) alerting(own *bool, state string) bool {
+	g := n.cfg.Global
+	if state == "FAULT" && g.NoEmailFaults {
+		return false
+	}
+	return notify.Alerting(own, g.SMTPAlertVRRP, g.SMTPAlert, false)
 }

@@ -61,6 +61,9 @@ type Options struct {
 	Notify *notify.Runner
 	// FIFO, when set, gets a line per state change.
 	FIFO *notify.FIFO
+	// Mail, when set, sends smtp_alert mail for the instances and sync
+	// groups that ask for it.
+	Mail *notify.Mailer
 	// NoInterfaceTracking turns off the netlink link watcher (tests on a
 	// transport.Hub have no interfaces).
 	NoInterfaceTracking bool
