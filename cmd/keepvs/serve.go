@@ -211,7 +211,13 @@ func serve(ctx context.Context, prog, path string, src []byte, copt conf.Options
 	defer cancel()
 	notes := newNotifier(cfg, log)
 	defer notes.close()
-	eng := engine.New(dp, log, engine.Options{Checks: true, Notify: notes.handle, Build: openTCPCheck(ctx, tcpMode, log)})
+	bopt := openTCPCheck(ctx, tcpMode, log)
+	if bopt.ClientCert, err = build.LoadSSL(cfg.SSL); err != nil {
+		// As a failed check: SSL_GETs then present no certificate, and
+		// the real servers that require one fail their checks.
+		log.Error("SSL block not loaded; SSL_GET presents no client certificate", "err", err)
+	}
+	eng := engine.New(dp, log, engine.Options{Checks: true, Notify: notes.handle, Build: bopt})
 	pxDone := make(chan error, 1)
 	go func() { pxDone <- rdp.run(ctx) }()
 	go eng.Run(ctx)

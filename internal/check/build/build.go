@@ -3,9 +3,13 @@
 package build
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
 	"time"
 
 	"github.com/keepvs/keepvs/internal/check"
@@ -38,6 +42,9 @@ type Options struct {
 	// Logger notes TCP_CHECKs that keep the connect probe all the same;
 	// nil discards.
 	Logger *slog.Logger
+	// ClientCert is what SSL_GET presents to real servers: the SSL
+	// block's certificate and key (LoadSSL); nil presents none.
+	ClientCert *tls.Certificate
 }
 
 // RealServer builds the checkers of rs, a real server of vs; files are the
@@ -81,7 +88,7 @@ func (o Options) Spec(c *model.Check, rs *model.RealServer, files []*model.Track
 		sp.Checker = o.tcpChecker(tg)
 	case "HTTP_GET", "SSL_GET":
 		hc := &http.Checker{
-			Target: tg, TLS: c.Type == "SSL_GET", SNI: c.HTTP.EnableSNI,
+			Target: tg, TLS: c.Type == "SSL_GET", SNI: c.HTTP.EnableSNI, ClientCert: o.ClientCert,
 			Protocol: c.HTTP.Protocol, Virtualhost: c.HTTP.Virtualhost,
 			URLTimeout: c.ConnectTimeout.D(),
 		}
@@ -186,5 +193,61 @@ func target(c *model.Check, rs *model.RealServer, defPort uint16) check.Target {
 	return check.Target{
 		Addr:   netip.AddrPortFrom(ip, port),
 		BindTo: c.BindTo, BindPort: c.BindPort, BindIf: c.BindIf, FWMark: c.FWMark,
+	}
+}
+
+// LoadSSL reads the SSL block's client certificate and key (PEM; a key
+// encrypted with the block's password, as OpenSSL's traditional PEM
+// encryption writes it, is decrypted). An SSL block without certificate
+// gives nil: SSL_GET then presents no certificate, as keepalived. The
+// block's ca is accepted and not used: keepalived's SSL_GET does not
+// verify the real server either.
+func LoadSSL(s *model.SSL) (*tls.Certificate, error) {
+	if s == nil || s.Certificate == "" {
+		return nil, nil
+	}
+	certPEM, err := os.ReadFile(s.Certificate)
+	if err != nil {
+		return nil, fmt.Errorf("SSL certificate: %w", err)
+	}
+	keyFile := s.Key
+	if keyFile == "" {
+		keyFile = s.Certificate // key and certificate in one file
+	}
+	keyPEM, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("SSL key: %w", err)
+	}
+	if s.Password != "" {
+		if keyPEM, err = decryptKey(keyPEM, s.Password); err != nil {
+			return nil, fmt.Errorf("SSL key %s: %w", keyFile, err)
+		}
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("SSL certificate %s and key %s: %w", s.Certificate, keyFile, err)
+	}
+	return &cert, nil
+}
+
+// decryptKey replaces an encrypted PEM private key in b by its plain form.
+func decryptKey(b []byte, password string) ([]byte, error) {
+	var out []byte
+	for {
+		blk, rest := pem.Decode(b)
+		if blk == nil {
+			return out, nil
+		}
+		// Deprecated in Go (the format is weak), but it is the one
+		// OpenSSL's traditional encrypted keys, keepalived's, are in.
+		if x509.IsEncryptedPEMBlock(blk) {
+			der, err := x509.DecryptPEMBlock(blk, []byte(password))
+			if err != nil {
+				return nil, err
+			}
+			blk = &pem.Block{Type: blk.Type, Bytes: der}
+		}
+		out = append(out, pem.EncodeToMemory(blk)...)
+		b = rest
 	}
 }

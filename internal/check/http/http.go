@@ -54,6 +54,9 @@ type Checker struct {
 	// RegexWindow is how much of the body a regex sees when the url has no
 	// regex_max_offset; 0 means 1 MiB.
 	RegexWindow int
+	// ClientCert, when set, is presented to SSL_GET's real servers: the
+	// certificate and key of the configuration's SSL block.
+	ClientCert *tls.Certificate
 }
 
 const maxHeader = 64 << 10
@@ -119,6 +122,9 @@ func (c *Checker) fetch(ctx context.Context, u *URL) string {
 		cfg := &tls.Config{InsecureSkipVerify: true} // keepalived does not verify the real server
 		if c.SNI {
 			cfg.ServerName = c.vhost(u)
+		}
+		if c.ClientCert != nil {
+			cfg.Certificates = []tls.Certificate{*c.ClientCert}
 		}
 		tc := tls.Client(conn, cfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
