@@ -221,6 +221,7 @@ func serve(ctx context.Context, prog, path string, src []byte, copt conf.Options
 	pxDone := make(chan error, 1)
 	go func() { pxDone <- rdp.run(ctx) }()
 	go eng.Run(ctx)
+	watchLocalAddrs(ctx, eng, log)
 	if err := eng.Load(ctx, cfg); err != nil {
 		log.Error("cannot install the configuration", "err", err)
 		cancel()

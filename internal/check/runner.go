@@ -120,12 +120,13 @@ type Runner struct {
 }
 
 type rsState struct {
-	id     string
-	weight int // configured
-	checks []*checkState
-	up     bool
-	base   *int // weight set by a dynamic checker; nil: configured
-	eff    int
+	id        string
+	suspended bool // ha_suspend: its virtual server's address is not here
+	weight    int  // configured
+	checks    []*checkState
+	up        bool
+	base      *int // weight set by a dynamic checker; nil: configured
+	eff       int
 }
 
 type checkState struct {
@@ -240,6 +241,34 @@ func (r *Runner) Remove(id string) {
 	delete(r.servers, id)
 }
 
+// Suspend stops (suspended) or resumes the checks of a real server, for
+// ha_suspend: its virtual server's address is not on this host. A
+// suspended real server keeps its state; a probe in flight is canceled
+// and its result dropped. Resumed, its checks run at once.
+func (r *Runner) Suspend(id string, suspended bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s, ok := r.servers[id]
+	if !ok || s.suspended == suspended {
+		return
+	}
+	s.suspended = suspended
+	if suspended {
+		for _, c := range s.checks {
+			r.queue.remove(c)
+			r.abortLocked(c)
+		}
+		return
+	}
+	if r.running {
+		now := r.clk.Now()
+		for _, c := range s.checks {
+			r.enqueueLocked(c, now)
+		}
+		r.armLocked()
+	}
+}
+
 // Status is a real server's current status.
 func (r *Runner) Status(id string) (Status, bool) {
 	r.mu.Lock()
@@ -302,6 +331,9 @@ func (r *Runner) Stop() {
 }
 
 func (r *Runner) startLocked(s *rsState) {
+	if s.suspended {
+		return
+	}
 	now := r.clk.Now()
 	for _, c := range s.checks {
 		var d time.Duration

@@ -476,3 +476,37 @@ func TestStopWhileFiring(t *testing.T) {
 		}
 	}
 }
+
+// TestRunnerSuspend (ha_suspend): a suspended real server is not probed
+// and keeps its state; a probe in flight is dropped; resumed, it is
+// probed at once and on its delay_loop again. Suspended before Start, it
+// is never probed until resumed.
+func TestRunnerSuspend(t *testing.T) {
+	h := newHarness(t, nil)
+	sc := h.script(ok, fail, fail, hang)
+	idle := h.script(ok)
+	if _, err := h.r.Add(RealServer{ID: "rs", Weight: 1, Checks: []Spec{spec("c", sc)}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.r.Add(RealServer{ID: "idle", Weight: 1, Checks: []Spec{spec("c", idle)}}); err != nil {
+		t.Fatal(err)
+	}
+	h.r.Suspend("idle", true)
+	h.start()               // rs probed at 0 (ok)
+	h.clk.Advance(10 * s)   // and at 10 (fails: its retry is due at 12)
+	h.r.Suspend("rs", true) // the retry never happens
+	h.clk.Advance(30 * s)   // 40
+	if st, _ := h.r.Status("rs"); !st.Up {
+		t.Errorf("suspended real server changed state: %+v", st)
+	}
+	h.r.Suspend("rs", false) // probed at 40 (fails: down, its retry spent)
+	h.clk.Advance(10 * s)    // 50: the next probe hangs
+	h.r.Suspend("rs", true)  // and its late answer is dropped
+	h.clk.Advance(20 * s)
+	diff(t, "probe times", []time.Duration{0, 10 * s, 40 * s, 50 * s}, sc.times())
+	diff(t, "events", []ev{{40 * s, false, 1, "c", "refused"}}, h.got())
+	diff(t, "suspended from the start", nil, idle.times())
+	h.r.Suspend("idle", false)
+	h.clk.Advance(0)
+	diff(t, "resumed", []time.Duration{70 * s}, idle.times())
+}

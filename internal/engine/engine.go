@@ -70,6 +70,9 @@ type Engine struct {
 	vss     []*vsState
 	byCheck map[string]*rsState
 	owner   map[string]*vsState // checkID → its virtual server
+	// local: the addresses on this host, for ha_suspend (SetLocal);
+	// nil until told, and then every address counts as local.
+	local map[netip.Addr]bool
 }
 
 var _ dataplane.Dataplane = (*Engine)(nil)
@@ -296,7 +299,43 @@ func (e *Engine) startChecks(v *vsState, r *rsState) error {
 	}
 	e.byCheck[r.checkID] = r
 	e.owner[r.checkID] = v
+	if e.suspended(v) {
+		e.runner.Suspend(r.checkID, true)
+	}
 	return nil
+}
+
+// SetLocal tells the engine which addresses this host has (all of them,
+// replacing what it knew): a virtual server with ha_suspend has the checks
+// of its real servers suspended while its address is not among them, as
+// keepalived suspends its checkers. Until the first call every address
+// counts as local.
+func (e *Engine) SetLocal(addrs map[netip.Addr]bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.local = addrs
+	e.applySuspend()
+}
+
+// suspended reports whether v's checks are suspended by ha_suspend.
+func (e *Engine) suspended(v *vsState) bool {
+	return v.vs.HASuspend && v.vs.Addr.IsValid() && e.local != nil && !e.local[v.vs.Addr]
+}
+
+// applySuspend suspends or resumes every virtual server's checks as
+// ha_suspend and the local addresses say.
+func (e *Engine) applySuspend() {
+	if e.runner == nil {
+		return
+	}
+	for _, v := range e.vss {
+		s := e.suspended(v)
+		for _, r := range v.rss {
+			if r.checkID != "" {
+				e.runner.Suspend(r.checkID, s)
+			}
+		}
+	}
 }
 
 func (e *Engine) stopChecks(r *rsState) {
