@@ -189,3 +189,45 @@ func TestRunInterfaces(t *testing.T) {
 	bed.MustRun("", "ip", "link", "set", bed.Veth("a"), "up")
 	wait("eth0", track.Up)
 }
+
+// TestRunFileInotify: with poll 0 a track_file is watched with inotify
+// (the fallback re-read is every 10 s, so a change seen within 2 s was
+// reported by the kernel): a file written in place, replaced by a rename
+// and removed.
+func TestRunFileInotify(t *testing.T) {
+	dir := t.TempDir()
+	f := &model.TrackFile{Name: "f", File: filepath.Join(dir, "weight")}
+	out := make(chan track.Update, 4)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go track.RunFile(ctx, f, 0, out)
+	next := func(what string) int64 {
+		t.Helper()
+		select {
+		case u := <-out:
+			return u.Value
+		case <-time.After(2 * time.Second):
+			t.Fatalf("%s: no update within 2 s", what)
+			return 0
+		}
+	}
+	if v := next("start"); v != 0 {
+		t.Fatalf("missing file: %d", v)
+	}
+	// RunFile puts its watch in place before its first read: no write
+	// from here on goes unseen.
+	os.WriteFile(f.File, []byte("5\n"), 0o644)
+	if v := next("write"); v != 5 {
+		t.Fatalf("after write: %d", v)
+	}
+	tmp := filepath.Join(dir, "tmp")
+	os.WriteFile(tmp, []byte("-3\n"), 0o644)
+	os.Rename(tmp, f.File)
+	if v := next("rename"); v != -3 {
+		t.Fatalf("after rename: %d", v)
+	}
+	os.Remove(f.File)
+	if v := next("remove"); v != 0 {
+		t.Fatalf("after remove: %d", v)
+	}
+}
