@@ -82,6 +82,11 @@ type Config struct {
 	Grace time.Duration
 	// LateAfter is the lateness Stats counts; 0 means 100ms.
 	LateAfter time.Duration
+	// Slack lets the timer start, with the probes due, those due within
+	// Slack after them: at 10,000 checks a second spread over the
+	// delay_loop, one wake-up per Slack instead of one per probe. Zero
+	// starts each at its time exactly (the tests' fake clock).
+	Slack time.Duration
 	// OnEvent receives events in order, one at a time, never with a
 	// Runner lock held.
 	OnEvent func(Event)
@@ -89,6 +94,10 @@ type Config struct {
 	// Go runs a probe; nil starts a goroutine. Tests run probes in line.
 	Go func(probe func())
 }
+
+// DefaultSlack is the Slack for real probes: 2 ms, nothing next to a
+// delay_loop of a second or more.
+const DefaultSlack = 2 * time.Millisecond
 
 // DefaultGrace is the Grace for real probes.
 const DefaultGrace = 250 * time.Millisecond
@@ -379,7 +388,8 @@ func (r *Runner) fire() {
 	r.armed = false
 	now := r.clk.Now()
 	var due []func()
-	for r.queue.Len() > 0 && !r.queue.head().due.After(now) {
+	until := now.Add(r.cfg.Slack)
+	for r.queue.Len() > 0 && !r.queue.head().due.After(until) {
 		if p := r.launchLocked(r.queue.pop(), now); p != nil {
 			due = append(due, p)
 		}

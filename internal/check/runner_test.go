@@ -510,3 +510,19 @@ func TestRunnerSuspend(t *testing.T) {
 	h.clk.Advance(0)
 	diff(t, "resumed", []time.Duration{70 * s}, idle.times())
 }
+
+// TestRunnerSlack: with Slack, the timer that starts a due probe also
+// starts those due within Slack after it, so two probes 1.5 s apart under
+// a 2 s slack share one wake-up.
+func TestRunnerSlack(t *testing.T) {
+	h := newHarness(t, nil)
+	h.r.cfg.Slack = 2 * s
+	a, b := h.script(ok), h.script(ok)
+	h.r.Add(RealServer{ID: "a", Weight: 1, Checks: []Spec{spec("c", a)}})
+	h.start() // a at 0, then every 10 s
+	h.clk.Advance(1500 * time.Millisecond)
+	h.r.Add(RealServer{ID: "b", Weight: 1, Checks: []Spec{spec("c", b)}}) // b at 1.5, then 11.5
+	h.clk.Advance(8500 * time.Millisecond) // 10: a's timer starts b's 11.5 too
+	diff(t, "a", []time.Duration{0, 10 * s}, a.times())
+	diff(t, "b", []time.Duration{1500 * time.Millisecond, 10 * s}, b.times())
+}
