@@ -522,7 +522,7 @@ func TestRunnerSlack(t *testing.T) {
 	h.start() // a at 0, then every 10 s
 	h.clk.Advance(1500 * time.Millisecond)
 	h.r.Add(RealServer{ID: "b", Weight: 1, Checks: []Spec{spec("c", b)}}) // b at 1.5, then 11.5
-	h.clk.Advance(8500 * time.Millisecond) // 10: a's timer starts b's 11.5 too
+	h.clk.Advance(8500 * time.Millisecond)                                // 10: a's timer starts b's 11.5 too
 	diff(t, "a", []time.Duration{0, 10 * s}, a.times())
 	diff(t, "b", []time.Duration{1500 * time.Millisecond, 10 * s}, b.times())
 }
