@@ -1,7 +1,6 @@
 package tcp
 
 import (
-	"container/heap"
 	"errors"
 	"net"
 	"net/netip"
@@ -25,16 +24,12 @@ import (
 // Start, so a caller may start probes while holding its own lock.
 type poller struct {
 	epfd int
-	evfd int // wakes the loop: a result to deliver or an earlier deadline
 
-	mu       sync.Mutex
-	ops      map[int32]*op // in flight, by fd
-	queued   waiting[*op]  // waiting for a slot (more than max in flight)
-	ready    []*op         // finished without epoll (immediate errors)
-	timers   deadlines[*op]
-	gen      uint32
-	max      int
-	waitTill int64 // when the loop's epoll_wait ends; -1: no timeout
+	mu sync.Mutex
+	core[*op]
+	ops map[int32]*op // in flight, by fd
+	gen uint32
+	max int
 }
 
 // op is one probe.
@@ -84,7 +79,7 @@ func newPoller(max int) (*poller, error) {
 		unix.Close(evfd)
 		return nil, os.NewSyscallError("epoll_ctl", err)
 	}
-	return &poller{epfd: epfd, evfd: evfd, ops: map[int32]*op{}, max: max, waitTill: -1}, nil
+	return &poller{epfd: epfd, core: core[*op]{evfd: evfd, waitTill: -1}, ops: map[int32]*op{}, max: max}, nil
 }
 
 // start begins a probe of t that ends within timeout and calls done once
@@ -115,7 +110,7 @@ func (p *poller) launchLocked(o *op) {
 	fd, inProgress, err := dial(o.target)
 	if err != nil || !inProgress {
 		if err != nil {
-			o.res = failed(o, check.ErrText(err))
+			o.res = o.failed(check.ErrText(err))
 		} else {
 			o.res = check.Result{OK: true, Duration: time.Since(o.start)}
 		}
@@ -128,7 +123,7 @@ func (p *poller) launchLocked(o *op) {
 	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		unix.Close(fd)
 		o.fd = -1
-		o.res = failed(o, "epoll_ctl: "+err.Error())
+		o.res = o.failed("epoll_ctl: " + err.Error())
 		p.readyLocked(o)
 		return
 	}
@@ -136,44 +131,22 @@ func (p *poller) launchLocked(o *op) {
 	p.armLocked(o)
 }
 
-func (p *poller) readyLocked(o *op) {
-	o.finished = true
-	p.timers.drop(o)
-	p.ready = append(p.ready, o)
-	p.wake()
-}
-
-// armLocked puts o's deadline on the heap and wakes the loop if it would
-// sleep past it.
-func (p *poller) armLocked(o *op) {
-	heap.Push(&p.timers, o)
-	if p.waitTill < 0 || o.deadline < p.waitTill {
-		p.wake()
-	}
-}
-
-func (p *poller) wake() {
-	var one = [8]byte{1}
-	unix.Write(p.evfd, one[:])
-}
-
 func (p *poller) cancel(o *op) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if o.finished {
-		o.done = nil
-		return
+	p.cancelLocked(o, p.dropLocked, p.launchQueuedLocked)
+}
+
+// dropLocked takes o out of flight, closing its socket; it reports
+// whether o was in flight.
+func (p *poller) dropLocked(o *op) bool {
+	if o.fd < 0 {
+		return false
 	}
-	o.finished, o.done = true, nil
-	p.timers.drop(o)
-	if o.fd >= 0 {
-		delete(p.ops, o.fd)
-		unix.Close(int(o.fd))
-		o.fd = -1
-		p.launchQueuedLocked()
-		return
-	}
-	p.queued.remove(o)
+	delete(p.ops, o.fd)
+	unix.Close(int(o.fd))
+	o.fd = -1
+	return true
 }
 
 // launchQueuedLocked starts waiting probes while there is room.
@@ -225,9 +198,9 @@ func (p *poller) loop() {
 			o.fd = -1
 			switch {
 			case gerr != nil:
-				o.res = failed(o, check.ErrText(gerr))
+				o.res = o.failed(check.ErrText(gerr))
 			case errno != 0:
-				o.res = failed(o, unix.Errno(errno).Error())
+				o.res = o.failed(unix.Errno(errno).Error())
 			default:
 				o.res = check.Result{OK: true, Duration: time.Since(o.start)}
 			}
@@ -235,29 +208,11 @@ func (p *poller) loop() {
 			out = append(out, o)
 		}
 		now := mono()
-		for len(p.timers) > 0 && p.timers[0].deadline <= now {
-			o := heap.Pop(&p.timers).(*op)
-			if o.fd >= 0 {
-				delete(p.ops, o.fd)
-				unix.Close(int(o.fd))
-				o.fd = -1
-			} else {
-				p.queued.remove(o)
-			}
-			o.res = failed(o, "timeout")
-			o.finished = true
-			out = append(out, o)
-		}
-		out = append(out, p.ready...)
-		clear(p.ready)
-		p.ready = p.ready[:0]
+		out = p.expireLocked(now, out, p.dropLocked)
+		out = p.takeReadyLocked(out)
 		p.launchQueuedLocked()
 		out, dones = deliver(&p.mu, out, dones)
 	}
-}
-
-func failed(o *op, why string) check.Result {
-	return check.Result{Reason: "connect " + o.target.Addr.String() + ": " + why, Duration: time.Since(o.start)}
 }
 
 // dial opens a nonblocking TCP socket to t, bound and marked as t says,

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/keepvs/keepvs/internal/check"
 )
 
@@ -25,10 +27,94 @@ type probe struct {
 
 func (p *probe) base() *probe { return p }
 
+// failed is the probe's failure for why, timed from its start.
+func (p *probe) failed(why string) check.Result {
+	return check.Result{Reason: "connect " + p.target.Addr.String() + ": " + why, Duration: time.Since(p.start)}
+}
+
 // prober is a probe type of one of the probers (*op, *synOp).
 type prober interface {
 	comparable
 	base() *probe
+}
+
+// core is the bookkeeping both probers share, guarded by the prober's
+// lock: the deadline heap, the probes waiting for a slot and the ones
+// finished without their loop (immediate errors), and the eventfd that
+// wakes the loop.
+type core[O prober] struct {
+	evfd     int
+	timers   deadlines[O]
+	queued   waiting[O]
+	ready    []O
+	waitTill int64 // when the loop's wait ends; -1: no timeout
+}
+
+// wake makes the loop look again (results to deliver, an earlier
+// deadline).
+func (c *core[O]) wake() {
+	var one = [8]byte{1}
+	unix.Write(c.evfd, one[:])
+}
+
+// armLocked puts o's deadline on the heap and wakes the loop if it would
+// sleep past it.
+func (c *core[O]) armLocked(o O) {
+	heap.Push(&c.timers, o)
+	if c.waitTill < 0 || o.base().deadline < c.waitTill {
+		c.wake()
+	}
+}
+
+// readyLocked finishes o (its res set) for the loop to deliver.
+func (c *core[O]) readyLocked(o O) {
+	o.base().finished = true
+	c.timers.drop(o)
+	c.ready = append(c.ready, o)
+	c.wake()
+}
+
+// takeReadyLocked appends the probes readyLocked finished to out.
+func (c *core[O]) takeReadyLocked(out []O) []O {
+	out = append(out, c.ready...)
+	clear(c.ready)
+	c.ready = c.ready[:0]
+	return out
+}
+
+// cancelLocked drops o: finished without a callback, off the heap, and
+// out of flight (drop, which reports whether it was in flight: a slot
+// is then free for a waiting probe, launch) or out of the queue.
+func (c *core[O]) cancelLocked(o O, drop func(O) bool, launch func()) {
+	b := o.base()
+	if b.finished {
+		b.done = nil
+		return
+	}
+	b.finished, b.done = true, nil
+	c.timers.drop(o)
+	if drop(o) {
+		launch()
+		return
+	}
+	c.queued.remove(o)
+}
+
+// expireLocked finishes, timed out, every probe whose deadline is not
+// after now, taking it out of flight (drop) or out of the queue, and
+// appends them to out.
+func (c *core[O]) expireLocked(now int64, out []O, drop func(O) bool) []O {
+	for len(c.timers) > 0 && c.timers[0].base().deadline <= now {
+		o := heap.Pop(&c.timers).(O)
+		if !drop(o) {
+			c.queued.remove(o)
+		}
+		b := o.base()
+		b.res = b.failed("timeout")
+		b.finished = true
+		out = append(out, o)
+	}
+	return out
 }
 
 // deadlines is a min-heap of probes by deadline (container/heap).

@@ -1,7 +1,6 @@
 package tcp
 
 import (
-	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -42,22 +41,18 @@ import (
 type SynProber struct {
 	fd4, fd6 int // raw IPPROTO_TCP sockets; -1 when that family is missing
 	epfd     int
-	evfd     int
 	hold     []int    // the sockets reserving the source ports
 	ports    []uint16 // the reserved source ports, ascending
 
-	mu       sync.Mutex
-	ops      map[synKey]*synOp
-	queued   waiting[*synOp]
-	ready    []*synOp
-	timers   deadlines[*synOp]
-	max      int
-	next     int // the pool's next port, round robin
-	waitTill int64
-	closed   bool
-	routes   map[netip.Addr]route // source address by destination
-	pkt      [synLen]byte
-	rbuf     []byte
+	mu sync.Mutex
+	core[*synOp]
+	ops    map[synKey]*synOp
+	max    int
+	next   int // the pool's next port, round robin
+	closed bool
+	routes map[netip.Addr]route // source address by destination
+	pkt    [synLen]byte
+	rbuf   []byte
 }
 
 // SynOptions size a SynProber; zero values take the defaults.
@@ -109,7 +104,7 @@ func OpenSynProber(opt SynOptions) (*SynProber, error) {
 	if opt.MaxInFlight <= 0 {
 		opt.MaxInFlight = 65536
 	}
-	p := &SynProber{fd4: -1, fd6: -1, epfd: -1, evfd: -1, max: opt.MaxInFlight,
+	p := &SynProber{fd4: -1, fd6: -1, epfd: -1, core: core[*synOp]{evfd: -1}, max: opt.MaxInFlight,
 		ops: map[synKey]*synOp{}, routes: map[netip.Addr]route{}, rbuf: make([]byte, 256)}
 	if err := p.open(opt.Ports); err != nil {
 		p.closeFDs()
@@ -340,23 +335,8 @@ func (p *SynProber) Run(ctx context.Context) error {
 			}
 		}
 		now := mono()
-		for len(p.timers) > 0 && p.timers[0].deadline <= now {
-			o := heap.Pop(&p.timers).(*synOp)
-			if o.inflight {
-				delete(p.ops, o.key)
-				o.inflight = false
-				// The route may have changed; look it up afresh.
-				delete(p.routes, o.remote.Addr())
-			} else {
-				p.queued.remove(o)
-			}
-			o.res = p.failed(o, "timeout")
-			o.finished = true
-			out = append(out, o)
-		}
-		out = append(out, p.ready...)
-		clear(p.ready)
-		p.ready = p.ready[:0]
+		out = p.expireLocked(now, out, p.timedOutLocked)
+		out = p.takeReadyLocked(out)
 		p.launchQueuedLocked()
 		out, dones = deliver(&p.mu, out, dones)
 	}
@@ -397,7 +377,7 @@ func (p *SynProber) readLocked(fd int, out []*synOp) []*synOp {
 		p.timers.drop(o)
 		switch {
 		case r.flags&tcpRST != 0:
-			o.res = p.failed(o, unix.ECONNREFUSED.Error())
+			o.res = o.failed(unix.ECONNREFUSED.Error())
 		case r.flags&tcpSYN != 0:
 			o.res = check.Result{OK: true, Duration: time.Since(o.start)}
 		default:
@@ -431,7 +411,7 @@ func (p *SynProber) Start(t check.Target, timeout time.Duration, done func(check
 // to deliver.
 func (p *SynProber) launchLocked(o *synOp) {
 	if p.closed {
-		o.res = p.failed(o, "prober closed")
+		o.res = o.failed("prober closed")
 		p.readyLocked(o)
 		return
 	}
@@ -440,7 +420,7 @@ func (p *SynProber) launchLocked(o *synOp) {
 		fd = p.fd6
 	}
 	if fd < 0 {
-		o.res = p.failed(o, "no raw socket for "+o.remote.Addr().String())
+		o.res = o.failed("no raw socket for " + o.remote.Addr().String())
 		p.readyLocked(o)
 		return
 	}
@@ -448,7 +428,7 @@ func (p *SynProber) launchLocked(o *synOp) {
 	o.key.remote = o.remote
 	for i := 0; ; i++ {
 		if i == len(p.ports) {
-			o.res = p.failed(o, "no free source port")
+			o.res = o.failed("no free source port")
 			p.readyLocked(o)
 			return
 		}
@@ -460,7 +440,7 @@ func (p *SynProber) launchLocked(o *synOp) {
 	}
 	rt, err := p.routeLocked(o.remote.Addr(), o.target.BindTo)
 	if err != nil {
-		o.res = p.failed(o, check.ErrText(err))
+		o.res = o.failed(check.ErrText(err))
 		p.readyLocked(o)
 		return
 	}
@@ -477,7 +457,7 @@ func (p *SynProber) launchLocked(o *synOp) {
 		sa = sa6
 	}
 	if _, err := unix.SendmsgN(fd, p.pkt[:], rt.oob, sa, 0); err != nil {
-		o.res = p.failed(o, check.ErrText(err))
+		o.res = o.failed(check.ErrText(err))
 		p.readyLocked(o)
 		return
 	}
@@ -546,55 +526,40 @@ func zoneIndex(z string) uint32 {
 	return 0
 }
 
-func (p *SynProber) readyLocked(o *synOp) {
-	o.finished = true
-	p.timers.drop(o)
-	p.ready = append(p.ready, o)
-	p.wake()
-}
-
 // idleWait is the longest Run sleeps without a deadline due: a probe
 // started meanwhile with a later deadline then needs no wake-up (one
 // eventfd write per probe otherwise, as answers keep the heap empty).
 const idleWait = 50 * time.Millisecond
 
-func (p *SynProber) armLocked(o *synOp) {
-	heap.Push(&p.timers, o)
-	if o.deadline < p.waitTill {
-		p.wake()
-	}
-}
-
-func (p *SynProber) wake() {
-	var one = [8]byte{1}
-	unix.Write(p.evfd, one[:])
-}
-
 func (p *SynProber) cancel(o *synOp) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if o.finished {
-		o.done = nil
-		return
+	p.cancelLocked(o, p.dropLocked, p.launchQueuedLocked)
+}
+
+// dropLocked takes o out of flight; it reports whether o was in flight.
+func (p *SynProber) dropLocked(o *synOp) bool {
+	if !o.inflight {
+		return false
 	}
-	o.finished, o.done = true, nil
-	p.timers.drop(o)
-	if o.inflight {
-		delete(p.ops, o.key)
-		o.inflight = false
-		p.launchQueuedLocked()
-		return
+	delete(p.ops, o.key)
+	o.inflight = false
+	return true
+}
+
+// timedOutLocked drops o, timed out, and forgets the route to it: the
+// route may have changed, so the next probe looks it up afresh.
+func (p *SynProber) timedOutLocked(o *synOp) bool {
+	if !p.dropLocked(o) {
+		return false
 	}
-	p.queued.remove(o)
+	delete(p.routes, o.remote.Addr())
+	return true
 }
 
 // launchQueuedLocked starts waiting probes while there is room.
 func (p *SynProber) launchQueuedLocked() {
 	p.queued.launch(&p.timers, func() bool { return len(p.ops) < p.max }, p.launchLocked)
-}
-
-func (p *SynProber) failed(o *synOp, why string) check.Result {
-	return check.Result{Reason: "connect " + o.target.Addr.String() + ": " + why, Duration: time.Since(o.start)}
 }
 
 // Close releases the sockets and the reserved ports. Run must have
