@@ -89,11 +89,7 @@ func TestPollerTimeout(t *testing.T) {
 	if took := time.Since(start); r.OK || r.Reason != "connect "+target.Addr.String()+": timeout" || took < 150*time.Millisecond {
 		t.Fatalf("result %+v after %v, want a timeout after 150ms", r, took)
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.ops) != 0 || len(p.timers) != 0 {
-		t.Errorf("poller still holds %d ops, %d deadlines", len(p.ops), len(p.timers))
-	}
+	checkEmpty(t, &p.mu, &p.ops, &p.timers)
 }
 
 // TestPollerNeverCallsBackInStart: an immediate failure (bind to an
@@ -116,19 +112,8 @@ func TestPollerNeverCallsBackInStart(t *testing.T) {
 
 func TestPollerCancel(t *testing.T) {
 	p := testPoller(t, 16)
-	ch := make(chan check.Result, 1)
-	cancel := p.start(stuckTarget(t), 100*time.Millisecond, func(r check.Result) { ch <- r })
-	cancel()
-	select {
-	case r := <-ch:
-		t.Fatalf("canceled probe reported %+v", r)
-	case <-time.After(300 * time.Millisecond):
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.ops) != 0 || len(p.timers) != 0 {
-		t.Errorf("poller still holds %d ops, %d deadlines", len(p.ops), len(p.timers))
-	}
+	checkCancel(t, p.start)
+	checkEmpty(t, &p.mu, &p.ops, &p.timers)
 }
 
 // TestPollerQueue: with one socket allowed in flight, a second probe waits
@@ -160,5 +145,30 @@ func TestPollerQueue(t *testing.T) {
 		if r := result(t, all, 10*time.Second); !r.OK {
 			t.Fatalf("probe failed: %+v", r)
 		}
+	}
+}
+
+// checkCancel starts a probe of a target that never answers, cancels it,
+// and checks that its callback never comes.
+func checkCancel(t *testing.T, start func(check.Target, time.Duration, func(check.Result)) func()) {
+	t.Helper()
+	ch := make(chan check.Result, 1)
+	cancel := start(stuckTarget(t), 100*time.Millisecond, func(r check.Result) { ch <- r })
+	cancel()
+	select {
+	case r := <-ch:
+		t.Fatalf("canceled probe reported %+v", r)
+	case <-time.After(300 * time.Millisecond):
+	}
+}
+
+// checkEmpty checks, under the prober's lock, that it holds no probe in
+// flight and no deadline.
+func checkEmpty[K comparable, V any, O prober](t *testing.T, mu *sync.Mutex, ops *map[K]V, timers *deadlines[O]) {
+	t.Helper()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(*ops) != 0 || len(*timers) != 0 {
+		t.Errorf("prober still holds %d probes, %d deadlines", len(*ops), len(*timers))
 	}
 }

@@ -171,28 +171,13 @@ func TestSynMany(t *testing.T) {
 	if bad > 0 {
 		t.Errorf("%d of %d probes wrong", bad, rounds*len(targets))
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.ops) != 0 || len(p.timers) != 0 {
-		t.Errorf("prober still holds %d probes, %d deadlines", len(p.ops), len(p.timers))
-	}
+	checkEmpty(t, &p.mu, &p.ops, &p.timers)
 }
 
 func TestSynCancel(t *testing.T) {
 	p := testSynProber(t, true)
-	ch := make(chan check.Result, 1)
-	cancel := p.Start(stuckTarget(t), 100*time.Millisecond, func(r check.Result) { ch <- r })
-	cancel()
-	select {
-	case r := <-ch:
-		t.Fatalf("canceled probe reported %+v", r)
-	case <-time.After(300 * time.Millisecond):
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.ops) != 0 || len(p.timers) != 0 {
-		t.Errorf("prober still holds %d probes, %d deadlines", len(p.ops), len(p.timers))
-	}
+	checkCancel(t, p.Start)
+	checkEmpty(t, &p.mu, &p.ops, &p.timers)
 }
 
 // TestSynNeverCallsBackInStart: a probe that fails at once (a source
