@@ -55,20 +55,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if [ -n "${KEEPVS_BIN:-}" ]; then cp "$KEEPVS_BIN" $W/keepvs; else CGO_ENABLED=0 go build -o $W/keepvs ./cmd/keepvs; fi
-gcc -shared -fPIC -O1 -o $W/ipvsshim.so internal/ipvsadm/testdata/oracle/ipvsshim.c -ldl
-touch $W/ipvs.state
+. bench/checks-common.sh
+checks_prepare
 
-cat > $W/nginx.conf <<EOC
-worker_processes 1;
-pid $W/nginx.pid;
-error_log $W/nginx.err;
-events { worker_connections 20000; }
-http {
-  access_log off;
-  server { listen 0.0.0.0:9000 backlog=8192; return 204; }
-}
-EOC
+checks_nginx_conf
 
 conf() { # conf PREFIX: 100 virtual servers x 100 real servers PREFIX.V.R:9000
 	python3 - "$1" <<'EOP'

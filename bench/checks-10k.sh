@@ -23,21 +23,10 @@ cd "$(dirname "$0")/.."
 W=$(mktemp -d)
 trap 'set +e; kill $(jobs -p) 2>/dev/null; for p in $W/*.pid; do [ -f "$p" ] && kill $(cat "$p") 2>/dev/null; done; wait 2>/dev/null; rm -rf $W' EXIT
 
-if [ -n "${KEEPVS_BIN:-}" ]; then cp "$KEEPVS_BIN" $W/keepvs; else CGO_ENABLED=0 go build -o $W/keepvs ./cmd/keepvs; fi
-gcc -shared -fPIC -O1 -o $W/ipvsshim.so internal/ipvsadm/testdata/oracle/ipvsshim.c -ldl
-touch $W/ipvs.state
+. bench/checks-common.sh
+checks_prepare
 
-cat > $W/nginx.conf <<EOC
-worker_processes 1;
-pid $W/nginx.pid;
-error_log $W/nginx.err;
-events { worker_connections 20000; }
-http {
-  access_log off;
-  server { listen 0.0.0.0:9000 backlog=8192; return 204; }
-  server { listen 127.0.0.1:9099; location / { stub_status; } }
-}
-EOC
+checks_nginx_conf 'server { listen 127.0.0.1:9099; location / { stub_status; } }'
 nginx -c $W/nginx.conf
 
 python3 - > $W/checks.conf <<'EOP'
