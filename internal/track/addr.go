@@ -6,7 +6,6 @@ import (
 	"net/netip"
 
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 )
 
 // AddrOn is an address on an interface, as track_src_ip watches it.
@@ -18,22 +17,18 @@ type AddrOn struct {
 // Key is the name its Updates carry.
 func (a AddrOn) Key() string { return a.Dev + " " + a.Addr.String() }
 
-// RunAddresses watches whether each of want is configured on its
-// interface and sends an Update (KindAddress, Name Key()) when that
-// changes, and its state at start: Up while the address is there, Down
-// while it is not (or its interface is missing). It returns when ctx
-// ends, or with an error if the subscription fails.
-func RunAddresses(ctx context.Context, want []AddrOn, out chan<- Update) error {
-	state := map[AddrOn]Result{}
-	for _, a := range want {
-		state[a] = Unknown
-	}
-	ch := make(chan netlink.AddrUpdate, 64)
+// WatchAddresses calls seen with every address configured on the
+// interfaces of the current network namespace: once at start, then after
+// each change netlink reports, from the calling goroutine. The set is
+// seen's until its next call. It returns when ctx ends, or with an error
+// if the subscription fails.
+func WatchAddresses(ctx context.Context, seen func(set map[AddrOn]bool)) error {
+	ch := make(chan netlink.AddrUpdate, 256)
 	done := make(chan struct{})
 	defer close(done)
 	errs := make(chan error, 1)
 	// Subscribe first, then list: an address that comes or goes between
-	// the two is seen by the subscription, and applying an update twice
+	// the two is seen by the subscription, and applying a change twice
 	// changes nothing.
 	if err := netlink.AddrSubscribeWithOptions(ch, done, netlink.AddrSubscribeOptions{
 		ErrorCallback: func(err error) {
@@ -43,76 +38,80 @@ func RunAddresses(ctx context.Context, want []AddrOn, out chan<- Update) error {
 			}
 		},
 	}); err != nil {
-		return fmt.Errorf("track_src_ip: netlink subscription: %w", err)
+		return fmt.Errorf("address watch: netlink subscription: %w", err)
 	}
-	send := func(a AddrOn, r Result) bool {
-		if old, ok := state[a]; !ok || old == r {
-			return true
+	names := map[int]string{} // ifindex → name
+	name := func(index int) string {
+		n, ok := names[index]
+		if !ok {
+			if l, err := netlink.LinkByIndex(index); err == nil {
+				n = l.Attrs().Name
+				names[index] = n
+			}
 		}
-		state[a] = r
-		select {
-		case out <- Update{Kind: KindAddress, Name: a.Key(), Result: r}:
-			return true
-		case <-ctx.Done():
-			return false
+		return n
+	}
+	addrs, err := netlink.AddrList(nil, netlink.FAMILY_ALL)
+	if err != nil {
+		return fmt.Errorf("address watch: %w", err)
+	}
+	set := map[AddrOn]bool{}
+	for _, a := range addrs {
+		if ip, ok := netip.AddrFromSlice(a.IP); ok {
+			set[AddrOn{name(a.LinkIndex), ip.Unmap()}] = true
 		}
 	}
-	for _, a := range want {
-		if !send(a, present(a)) {
-			return nil
-		}
-	}
-	names := map[int]string{} // ifindex → name, for the updates
+	seen(set)
 	for {
 		select {
 		case u, ok := <-ch:
 			if !ok {
-				return fmt.Errorf("track_src_ip: netlink subscription closed")
+				return fmt.Errorf("address watch: netlink subscription closed")
 			}
 			ip, ok := netip.AddrFromSlice(u.LinkAddress.IP)
 			if !ok {
 				continue
 			}
-			dev, ok := names[u.LinkIndex]
-			if !ok {
-				if l, err := netlink.LinkByIndex(u.LinkIndex); err == nil {
-					dev = l.Attrs().Name
-					names[u.LinkIndex] = dev
-				}
+			a := AddrOn{name(u.LinkIndex), ip.Unmap()}
+			if u.NewAddr == set[a] {
+				continue
 			}
-			r := Down
 			if u.NewAddr {
-				r = Up
+				set[a] = true
+			} else {
+				delete(set, a)
 			}
-			if !send(AddrOn{Dev: dev, Addr: ip.Unmap()}, r) {
-				return nil
-			}
+			seen(set)
 		case err := <-errs:
-			return fmt.Errorf("track_src_ip: %w", err)
+			return fmt.Errorf("address watch: %w", err)
 		case <-ctx.Done():
 			return nil
 		}
 	}
 }
 
-// present reports whether a is configured now.
-func present(a AddrOn) Result {
-	l, err := netlink.LinkByName(a.Dev)
-	if err != nil {
-		return Down
-	}
-	fam := unix.AF_INET
-	if a.Addr.Is6() {
-		fam = unix.AF_INET6
-	}
-	addrs, err := netlink.AddrList(l, fam)
-	if err != nil {
-		return Down
-	}
-	for _, x := range addrs {
-		if ip, ok := netip.AddrFromSlice(x.IP); ok && ip.Unmap() == a.Addr {
-			return Up
+// RunAddresses watches whether each of want is configured on its
+// interface and sends an Update (KindAddress, Name Key()) when that
+// changes, and its state at start: Up while the address is there, Down
+// while it is not (or its interface is missing). It returns when ctx
+// ends, or with an error if the subscription fails.
+func RunAddresses(ctx context.Context, want []AddrOn, out chan<- Update) error {
+	state := map[AddrOn]Result{}
+	return WatchAddresses(ctx, func(set map[AddrOn]bool) {
+		for _, a := range want {
+			r := Down
+			if set[a] {
+				r = Up
+			}
+			if state[a] == r {
+				continue
+			}
+			state[a] = r
+			select {
+			case out <- Update{Kind: KindAddress, Name: a.Key(), Result: r}:
+			case <-ctx.Done():
+				return
+			}
 		}
-	}
-	return Down
+	})
 }
