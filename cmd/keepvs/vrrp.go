@@ -61,25 +61,36 @@ func hasVRRP(cfg *model.Config) bool {
 
 // runVRRP starts the VRRP instances of cfg, if it has any, and adds them
 // to srv's status; onTransition is told their state changes.
-func runVRRP(ctx context.Context, cfg *model.Config, log *slog.Logger, srv *api.Server, onTransition func(instance string, from, to vrrp.State)) *vrrpRunner {
+func runVRRP(ctx context.Context, cfg *model.Config, log *slog.Logger, onTransition func(instance string, from, to vrrp.State)) *vrrpRunner {
 	r := &vrrpRunner{ctx: ctx, log: log, onTransition: onTransition, stopNode: func() {}}
-	lvs := srv.Status
-	srv.Status = func() any {
-		node := r.node.Load()
-		if node == nil {
-			if lvs == nil {
-				return nil
-			}
-			return lvs()
-		}
-		st := statusWithVRRP{VRRP: node.Status()}
-		if lvs != nil {
-			st.RealServers = lvs()
-		}
-		return st
-	}
 	r.start(cfg)
 	return r
+}
+
+// status is the instances' status; false while no node runs.
+func (r *vrrpRunner) status() ([]vrrpd.InstanceStatus, bool) {
+	node := r.node.Load()
+	if node == nil {
+		return nil, false
+	}
+	return node.Status(), true
+}
+
+// addVRRPStatus puts the VRRP instances next to the real servers in srv's
+// status (GET /v1/status) while vrrp reports instances running.
+func addVRRPStatus(srv *api.Server, vrrp func() ([]vrrpd.InstanceStatus, bool)) {
+	lvs := srv.Status
+	srv.Status = func() any {
+		var rs any
+		if lvs != nil {
+			rs = lvs()
+		}
+		st, ok := vrrp()
+		if !ok {
+			return rs
+		}
+		return statusWithVRRP{RealServers: rs, VRRP: st}
+	}
 }
 
 // reload applies a configuration accepted by reload(): the running node

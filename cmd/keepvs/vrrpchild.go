@@ -144,27 +144,21 @@ type vrrpHalf interface {
 // status; onTransition is told their state changes, in order.
 func startVRRP(ctx context.Context, cfg *model.Config, opts parsed, log *slog.Logger, stderr io.Writer, srv *api.Server, onTransition func(instance string, from, to vrrp.State)) vrrpHalf {
 	if vrrpInSameProcess() {
-		return runVRRP(ctx, cfg, log, srv, onTransition)
+		r := runVRRP(ctx, cfg, log, onTransition)
+		addVRRPStatus(srv, r.status)
+		return r
 	}
 	p := &vrrpProcess{
 		ctx: ctx, log: log, argv: opts.argv, stderr: stderr, onTransition: onTransition,
 		waiting: map[uint64]chan []vrrpd.InstanceStatus{},
 		stopCh:  make(chan struct{}), done: make(chan struct{}),
 	}
-	lvs := srv.Status
-	srv.Status = func() any {
+	addVRRPStatus(srv, func() ([]vrrpd.InstanceStatus, bool) {
 		if !p.started() {
-			if lvs == nil {
-				return nil
-			}
-			return lvs()
+			return nil, false
 		}
-		st := statusWithVRRP{VRRP: p.status()}
-		if lvs != nil {
-			st.RealServers = lvs()
-		}
-		return st
-	}
+		return p.status(), true
+	})
 	p.reload(cfg)
 	return p
 }
@@ -410,8 +404,7 @@ func vrrpChildMain(ctx context.Context, stderr io.Writer) int {
 			cancel() // the parent is gone
 		}
 	}
-	srv := &api.Server{} // runVRRP hangs its status on it
-	vr := runVRRP(ctx, cfg, log, srv, func(instance string, from, to vrrp.State) {
+	vr := runVRRP(ctx, cfg, log, func(instance string, from, to vrrp.State) {
 		send(childMsg{Transition: &childTransition{Instance: instance, From: from, To: to}})
 	})
 	go func() {
@@ -424,8 +417,8 @@ func vrrpChildMain(ctx context.Context, stderr io.Writer) int {
 			}
 			switch m.Op {
 			case "status":
-				st, _ := srv.Status().(statusWithVRRP)
-				send(childMsg{ID: m.ID, Status: st.VRRP})
+				st, _ := vr.status()
+				send(childMsg{ID: m.ID, Status: st})
 			case "reload":
 				if cfg := loadVRRPHalf(opts, log); cfg != nil {
 					vr.reload(cfg)
