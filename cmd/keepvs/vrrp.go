@@ -97,7 +97,7 @@ func addVRRPStatus(srv *api.Server, vrrp func() ([]vrrpd.InstanceStatus, bool)) 
 // reloads; with none yet, one starts if cfg has vrrp_instances.
 func (r *vrrpRunner) reload(cfg *model.Config) {
 	if r.ann != nil {
-		r.applyStatics(cfg)
+		r.applyStatics(cfg.VRRP, cfg.Global.DefaultInterface)
 	}
 	node := r.node.Load()
 	r.reloading = true
@@ -121,7 +121,7 @@ func (r *vrrpRunner) reload(cfg *model.Config) {
 func (r *vrrpRunner) stop() {
 	r.stopNode()
 	if r.ann != nil {
-		r.applyStatics(&model.Config{})
+		r.applyStatics(model.VRRP{}, r.staticsDev)
 		r.ann.Close()
 	}
 }
@@ -145,23 +145,20 @@ func (r *vrrpRunner) open() bool {
 	return true
 }
 
-// applyStatics makes the static addresses, routes and rules cfg's: those
-// no longer configured are removed, new ones added (keepalived's reload).
-// Addresses without a dev go on default_interface.
-func (r *vrrpRunner) applyStatics(cfg *model.Config) {
-	dev := cfg.Global.DefaultInterface
-	if dev == "" {
-		dev = r.staticsDev
-	}
-	gone, added := model.Diff(r.statics.StaticRules, cfg.StaticRules)
+// applyStatics makes the static addresses, routes and rules want's:
+// those no longer wanted are removed, new ones added (keepalived's
+// reload); addresses and routes without a dev go on dev
+// (default_interface).
+func (r *vrrpRunner) applyStatics(want model.VRRP, dev string) {
+	gone, added := model.Diff(r.statics.StaticRules, want.StaticRules)
 	if err := r.ann.RemoveRules(gone); err != nil {
 		r.log.Error("static rules not all removed", "err", err)
 	}
-	goneR, addedR := model.Diff(r.statics.StaticRoutes, cfg.StaticRoutes)
+	goneR, addedR := model.Diff(r.statics.StaticRoutes, want.StaticRoutes)
 	if err := r.ann.RemoveRoutes(r.staticsDev, goneR); err != nil {
 		r.log.Error("static routes not all removed", "err", err)
 	}
-	goneA, addedA := model.Diff(r.statics.StaticAddresses, cfg.StaticAddresses)
+	goneA, addedA := model.Diff(r.statics.StaticAddresses, want.StaticAddresses)
 	if err := r.ann.RemoveVIPs(r.staticsDev, goneA); err != nil {
 		r.log.Error("static addresses not all removed", "err", err)
 	}
@@ -175,10 +172,10 @@ func (r *vrrpRunner) applyStatics(cfg *model.Config) {
 		r.log.Error("static rules not all added", "err", err)
 	}
 	if n := len(gone) + len(goneR) + len(goneA) + len(added) + len(addedR) + len(addedA); n > 0 {
-		r.log.Info("static addresses, routes and rules applied", "addresses", len(cfg.StaticAddresses), "routes", len(cfg.StaticRoutes), "rules", len(cfg.StaticRules),
+		r.log.Info("static addresses, routes and rules applied", "addresses", len(want.StaticAddresses), "routes", len(want.StaticRoutes), "rules", len(want.StaticRules),
 			"removed", len(gone)+len(goneR)+len(goneA), "added", len(added)+len(addedR)+len(addedA))
 	}
-	r.statics = model.VRRP{StaticAddresses: cfg.StaticAddresses, StaticRoutes: cfg.StaticRoutes, StaticRules: cfg.StaticRules}
+	r.statics = model.VRRP{StaticAddresses: want.StaticAddresses, StaticRoutes: want.StaticRoutes, StaticRules: want.StaticRules}
 	r.staticsDev = dev
 }
 
@@ -186,7 +183,7 @@ func (r *vrrpRunner) start(cfg *model.Config) {
 	if !hasVRRP(cfg) || !r.open() {
 		return
 	}
-	r.applyStatics(cfg)
+	r.applyStatics(cfg.VRRP, cfg.Global.DefaultInterface)
 	if len(cfg.Instances) == 0 {
 		return
 	}
