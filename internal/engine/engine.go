@@ -314,7 +314,7 @@ func (e *Engine) SetLocal(addrs map[netip.Addr]bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.local = addrs
-	e.applySuspend()
+	e.applySuspend(false)
 }
 
 // suspended reports whether v's checks are suspended by ha_suspend.
@@ -322,13 +322,17 @@ func (e *Engine) suspended(v *vsState) bool {
 	return v.vs.HASuspend && v.vs.Addr.IsValid() && e.local != nil && !e.local[v.vs.Addr]
 }
 
-// applySuspend suspends or resumes every virtual server's checks as
-// ha_suspend and the local addresses say.
-func (e *Engine) applySuspend() {
+// applySuspend suspends or resumes the checks of the virtual servers
+// with ha_suspend as the local addresses say; all resumes the others too
+// (a reload may have taken ha_suspend away).
+func (e *Engine) applySuspend(all bool) {
 	if e.runner == nil {
 		return
 	}
 	for _, v := range e.vss {
+		if !all && !v.vs.HASuspend {
+			continue
+		}
 		s := e.suspended(v)
 		for _, r := range v.rss {
 			if r.checkID != "" {

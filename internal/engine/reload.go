@@ -50,7 +50,7 @@ func (e *Engine) Reload(ctx context.Context, cfg *model.Config) error {
 	}
 	e.vss = next
 	e.cfg = cfg
-	e.applySuspend() // a virtual server may have gained or lost ha_suspend
+	e.applySuspend(true) // a virtual server may have gained or lost ha_suspend
 	return errors.Join(errs...)
 }
 
