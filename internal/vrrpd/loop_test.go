@@ -1,9 +1,7 @@
 package vrrpd_test
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -101,31 +99,7 @@ func (c *pairConn) Close() error {
 
 func startPairNode(t *testing.T, lan *pairLAN, addr string, prio int, opt vrrpd.Options) *hubNode {
 	t.Helper()
-	src := netip.MustParseAddr(addr)
-	h := &hubNode{ann: &fakeAnnouncer{src: src, vips: map[netip.Addr]bool{}}, done: make(chan error, 1)}
-	cfg := load(t, fmt.Sprintf(`
-vrrp_instance VI_1 {
-    interface eth0
-    virtual_router_id 51
-    priority %d
-    version 3
-    advert_int 0.01
-    virtual_ipaddress {
-        10.0.0.100/24
-    }
-}`, prio))
-	opt.Announcer = h.ann
-	opt.NoInterfaceTracking = true
-	opt.Listen = func(context.Context, transport.Options) (transport.Conn, error) { return lan.conn(t, src), nil }
-	var err error
-	if h.node, err = vrrpd.New(cfg, opt); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	h.cancel = cancel
-	go func() { h.done <- h.node.Run(ctx) }()
-	t.Cleanup(h.stop)
-	return h
+	return runNode(t, addr, prio, "0.01", opt, func(src netip.Addr, _ transport.Options) transport.Conn { return lan.conn(t, src) })
 }
 
 // TestLoopDoesNotAllocate runs a master and a backup at advert_int 0.01

@@ -83,6 +83,16 @@ type hubNode struct {
 
 func startHubNode(t *testing.T, hub *transport.Hub, addr string, prio int) *hubNode {
 	t.Helper()
+	return runNode(t, addr, prio, "0.05", vrrpd.Options{}, func(src netip.Addr, o transport.Options) transport.Conn {
+		return hub.Conn(src, o.Group)
+	})
+}
+
+// runNode starts a node with one instance, VI_1 (VRID 51, VIP
+// 10.0.0.100), at prio and advert_int advert, on the connection listen
+// gives it and a fake announcer, and stops it when the test ends.
+func runNode(t *testing.T, addr string, prio int, advert string, opt vrrpd.Options, listen func(src netip.Addr, o transport.Options) transport.Conn) *hubNode {
+	t.Helper()
 	src := netip.MustParseAddr(addr)
 	h := &hubNode{ann: &fakeAnnouncer{src: src, vips: map[netip.Addr]bool{}}, done: make(chan error, 1)}
 	cfg := load(t, fmt.Sprintf(`
@@ -91,21 +101,22 @@ vrrp_instance VI_1 {
     virtual_router_id 51
     priority %d
     version 3
-    advert_int 0.05
+    advert_int %s
     virtual_ipaddress {
         10.0.0.100/24
     }
-}`, prio))
+}`, prio, advert))
+	opt.Announcer = h.ann
+	opt.NoInterfaceTracking = true
+	opt.Listen = func(_ context.Context, o transport.Options) (transport.Conn, error) {
+		c := listen(src, o)
+		if hc, ok := c.(*transport.HubConn); ok {
+			h.conn = hc
+		}
+		return c, nil
+	}
 	var err error
-	h.node, err = vrrpd.New(cfg, vrrpd.Options{
-		Announcer:           h.ann,
-		NoInterfaceTracking: true,
-		Listen: func(_ context.Context, o transport.Options) (transport.Conn, error) {
-			h.conn = hub.Conn(src, o.Group)
-			return h.conn, nil
-		},
-	})
-	if err != nil {
+	if h.node, err = vrrpd.New(cfg, opt); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
