@@ -32,20 +32,7 @@ func TestKernelFloor(t *testing.T) {
 	// Any address, so the probes spread over 127.1.0.1-100 as checks of
 	// many real servers do (one destination would pile its TIME_WAITs on
 	// one 4-tuple space and measure the port search instead).
-	ln, err := net.Listen("tcp", "0.0.0.0:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	ln := acceptAndClose(t, "0.0.0.0:0")
 	port := ln.Addr().(*net.TCPAddr).Port
 	const n = 20000
 

@@ -88,14 +88,7 @@ func newPoller(max int) (*poller, error) {
 func (p *poller) start(t check.Target, timeout time.Duration, done func(check.Result)) (cancel func()) {
 	o := &op{probe: probe{target: t, timeout: timeout, done: done, idx: -1}, fd: -1}
 	p.mu.Lock()
-	if len(p.ops) >= p.max {
-		o.start = time.Now()
-		o.deadline = mono() + int64(timeout)
-		p.queued = append(p.queued, o)
-		p.armLocked(o)
-	} else {
-		p.launchLocked(o)
-	}
+	p.admitLocked(o, len(p.ops) < p.max, p.launchLocked)
 	p.mu.Unlock()
 	return func() { p.cancel(o) }
 }
@@ -103,10 +96,6 @@ func (p *poller) start(t check.Target, timeout time.Duration, done func(check.Re
 // launchLocked opens o's socket and connects. An immediate verdict goes
 // to ready, for the loop to deliver.
 func (p *poller) launchLocked(o *op) {
-	if o.start.IsZero() {
-		o.start = time.Now()
-		o.deadline = mono() + int64(o.timeout)
-	}
 	fd, inProgress, err := dial(o.target)
 	if err != nil || !inProgress {
 		if err != nil {

@@ -41,7 +41,14 @@ func stuckTarget(t *testing.T) check.Target {
 
 func openTarget(t *testing.T) check.Target {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return check.Target{Addr: netip.MustParseAddrPort(acceptAndClose(t, "127.0.0.1:0").Addr().String())}
+}
+
+// acceptAndClose listens on addr until the test ends, closing every
+// connection it accepts.
+func acceptAndClose(t *testing.T, addr string) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +62,7 @@ func openTarget(t *testing.T) check.Target {
 			c.Close()
 		}
 	}()
-	return check.Target{Addr: netip.MustParseAddrPort(ln.Addr().String())}
+	return ln
 }
 
 func testPoller(t *testing.T, max int) *poller {

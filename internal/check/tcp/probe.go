@@ -66,6 +66,21 @@ func (c *core[O]) armLocked(o O) {
 	}
 }
 
+// admitLocked starts o's clock and launches it when room says a slot is
+// free, else queues it with its deadline armed (the wait counts against
+// its timeout).
+func (c *core[O]) admitLocked(o O, room bool, launch func(O)) {
+	b := o.base()
+	b.start = time.Now()
+	b.deadline = mono() + int64(b.timeout)
+	if !room {
+		c.queued = append(c.queued, o)
+		c.armLocked(o)
+		return
+	}
+	launch(o)
+}
+
 // readyLocked finishes o (its res set) for the loop to deliver.
 func (c *core[O]) readyLocked(o O) {
 	o.base().finished = true

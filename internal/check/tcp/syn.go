@@ -395,14 +395,7 @@ func (p *SynProber) Start(t check.Target, timeout time.Duration, done func(check
 	a := t.Addr.Addr().Unmap().WithZone("")
 	o := &synOp{probe: probe{target: t, timeout: timeout, done: done, idx: -1}, remote: netip.AddrPortFrom(a, t.Addr.Port())}
 	p.mu.Lock()
-	o.start = time.Now()
-	o.deadline = mono() + int64(timeout)
-	if len(p.ops) >= p.max {
-		p.queued = append(p.queued, o)
-		p.armLocked(o)
-	} else {
-		p.launchLocked(o)
-	}
+	p.admitLocked(o, len(p.ops) < p.max, p.launchLocked)
 	p.mu.Unlock()
 	return func() { p.cancel(o) }
 }

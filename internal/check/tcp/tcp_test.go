@@ -12,21 +12,7 @@ import (
 )
 
 func TestCheck(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	open := netip.MustParseAddrPort(ln.Addr().String())
+	open := netip.MustParseAddrPort(acceptAndClose(t, "127.0.0.1:0").Addr().String())
 
 	// A port nothing listens on: bind one, note it, close it.
 	l2, err := net.Listen("tcp", "127.0.0.1:0")
