@@ -102,6 +102,18 @@ func startPairNode(t *testing.T, lan *pairLAN, addr string, prio int, opt vrrpd.
 	return runNode(t, addr, prio, "0.01", opt, func(src netip.Addr, _ transport.Options) transport.Conn { return lan.conn(t, src) })
 }
 
+// startMasterBackup starts a master (10.0.0.1, priority 150) and a backup
+// (10.0.0.2, 100) at advert_int 0.01 on one pair LAN, and returns once
+// the master holds the VIP.
+func startMasterBackup(t *testing.T) (master, backup *hubNode) {
+	t.Helper()
+	lan := &pairLAN{}
+	a := startPairNode(t, lan, "10.0.0.1", 150, vrrpd.Options{})
+	b := startPairNode(t, lan, "10.0.0.2", 100, vrrpd.Options{})
+	waitFor(t, "a master", 2*time.Second, func() bool { return a.ann.holds(netip.MustParseAddr("10.0.0.100")) })
+	return a, b
+}
+
 // TestLoopDoesNotAllocate runs a master and a backup at advert_int 0.01
 // and counts the process's allocations while they exchange adverts: the
 // loop receives, times and sends without allocating, so the garbage
@@ -110,11 +122,7 @@ func TestLoopDoesNotAllocate(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector allocates on its own")
 	}
-	lan := &pairLAN{}
-	vip := netip.MustParseAddr("10.0.0.100")
-	a := startPairNode(t, lan, "10.0.0.1", 150, vrrpd.Options{})
-	b := startPairNode(t, lan, "10.0.0.2", 100, vrrpd.Options{})
-	waitFor(t, "a master", 2*time.Second, func() bool { return a.ann.holds(vip) })
+	_, b := startMasterBackup(t)
 	time.Sleep(200 * time.Millisecond)
 	before := b.node.Status()[0].Stats.RcvdAdvertisements
 	var m0, m1 runtime.MemStats
@@ -129,7 +137,7 @@ func TestLoopDoesNotAllocate(t *testing.T) {
 	if allocs := m1.Mallocs - m0.Mallocs; allocs > 20 {
 		t.Errorf("%d allocations while %d adverts went from master to backup, want none per advert", allocs, got)
 	}
-	if b.ann.holds(vip) {
+	if b.ann.holds(netip.MustParseAddr("10.0.0.100")) {
 		t.Error("the backup holds the vip")
 	}
 }
@@ -235,11 +243,7 @@ func TestLateMasterDownListensAgain(t *testing.T) {
 	if raceEnabled {
 		t.Skip("timing test: the race detector slows the loops down")
 	}
-	lan := &pairLAN{}
-	vip := netip.MustParseAddr("10.0.0.100")
-	a := startPairNode(t, lan, "10.0.0.1", 150, vrrpd.Options{})
-	b := startPairNode(t, lan, "10.0.0.2", 100, vrrpd.Options{})
-	waitFor(t, "a master", 2*time.Second, func() bool { return a.ann.holds(vip) })
+	a, b := startMasterBackup(t)
 	time.Sleep(100 * time.Millisecond)
 	for round := range 5 {
 		resume := time.Now().Add(60 * time.Millisecond)
