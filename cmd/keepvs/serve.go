@@ -221,7 +221,8 @@ func serve(ctx context.Context, prog, path string, src []byte, copt conf.Options
 	pxDone := make(chan error, 1)
 	go func() { pxDone <- rdp.run(ctx) }()
 	go eng.Run(ctx)
-	watchLocalAddrs(ctx, eng, log)
+	local := &localAddrs{eng: eng, log: log}
+	local.follow(ctx, cfg)
 	if err := eng.Load(ctx, cfg); err != nil {
 		log.Error("cannot install the configuration", "err", err)
 		cancel()
@@ -255,6 +256,7 @@ func serve(ctx context.Context, prog, path string, src []byte, copt conf.Options
 			if cfg := reload(ctx, eng, path, src, copt, only, log); cfg != nil {
 				vr.reload(cfg)
 				syncd.reload(ctx, cfg)
+				local.follow(ctx, cfg)
 			}
 			continue
 		case err := <-pxDone:
