@@ -110,7 +110,8 @@ type vrrpProcess struct {
 	onTransition func(instance string, from, to vrrp.State)
 
 	mu       sync.Mutex
-	conn     *os.File // the control socket; nil while no child runs
+	conn     *os.File      // the control socket; nil while no child runs
+	up       chan struct{} // closed once conn is set (renewed when the child ends)
 	child    *os.Process
 	nextID   uint64
 	waiting  map[uint64]chan []vrrpd.InstanceStatus
@@ -222,6 +223,7 @@ func (p *vrrpProcess) runChild() error {
 		cmd.Process.Signal(syscall.SIGTERM)
 	}
 	p.conn, p.child = mine, cmd.Process
+	close(p.up)
 	p.mu.Unlock()
 	p.log.Info("vrrp process started", "pid", cmd.Process.Pid)
 
@@ -235,6 +237,7 @@ func (p *vrrpProcess) runChild() error {
 	<-read
 	p.mu.Lock()
 	p.conn, p.child = nil, nil
+	p.up = make(chan struct{})
 	for id, ch := range p.waiting {
 		close(ch)
 		delete(p.waiting, id)
@@ -286,6 +289,15 @@ func (p *vrrpProcess) send(m childMsg) error {
 
 // status asks the child for its instances; nil when it does not answer.
 func (p *vrrpProcess) status() []vrrpd.InstanceStatus {
+	// A child just started, or started again, answers once connected.
+	p.mu.Lock()
+	up := p.up
+	p.mu.Unlock()
+	select {
+	case <-up:
+	case <-time.After(vrrpStatusWait):
+		return nil
+	}
 	p.mu.Lock()
 	p.nextID++
 	id := p.nextID
@@ -318,6 +330,7 @@ func (p *vrrpProcess) reload(cfg *model.Config) {
 	case !p.running:
 		if hasVRRP(cfg) {
 			p.running = true
+			p.up = make(chan struct{})
 			go p.supervise(p.ctx)
 		}
 	default:
