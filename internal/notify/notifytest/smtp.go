@@ -67,8 +67,10 @@ func (s *SMTP) serve(c net.Conn) {
 			got = append(got, "DATA:"+msg.String())
 			say("250 queued")
 		case line == "QUIT":
-			say("221 bye")
+			// Recorded before the reply: the client starts its next
+			// session only after it, so sessions queue in their order.
 			s.sessions <- got
+			say("221 bye")
 			return
 		default:
 			say("250 ok")
