@@ -33,6 +33,20 @@ type Starter interface {
 	Start(timeout time.Duration, done func(Result)) (cancel func())
 }
 
+// Batcher is a Starter whose Start only queues its probe, for its Flusher
+// (shared by many Batchers) to send with the others queued: one system
+// call for many probes. The Runner calls Flush after starting the probes
+// due together; a probe queued and never flushed never leaves.
+type Batcher interface {
+	Starter
+	Flusher() Flusher
+}
+
+// Flusher sends the probes queued on it.
+type Flusher interface {
+	Flush()
+}
+
 // CheckerFunc adapts a function to Checker.
 type CheckerFunc func(ctx context.Context) Result
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -388,9 +389,10 @@ func (r *Runner) fire() {
 	r.armed = false
 	now := r.clk.Now()
 	var due []func()
+	var flush []Flusher
 	until := now.Add(r.cfg.Slack)
 	for r.queue.Len() > 0 && !r.queue.head().due.After(until) {
-		if p := r.launchLocked(r.queue.pop(), now); p != nil {
+		if p := r.launchLocked(r.queue.pop(), now, &flush); p != nil {
 			due = append(due, p)
 		}
 	}
@@ -401,6 +403,11 @@ func (r *Runner) fire() {
 		r.probes.Add(len(due))
 	}
 	r.mu.Unlock()
+	// After the unlock: on loopback a flush runs the real servers' half
+	// of the handshakes too, and the answers' callbacks need the lock.
+	for _, f := range flush {
+		f.Flush()
+	}
 	for _, p := range due {
 		if r.cfg.Go != nil {
 			r.cfg.Go(p)
@@ -414,10 +421,10 @@ func (r *Runner) fire() {
 }
 
 // launchLocked marks c in flight and returns the probe to run, or starts
-// it itself and returns nil (a Starter). The probe's deadline is its
-// Timeout; Grace later the Runner counts a timeout itself, on the clock,
-// whatever the probe does.
-func (r *Runner) launchLocked(c *checkState, now time.Time) func() {
+// it itself and returns nil (a Starter; a Batcher's Flusher is added to
+// flush once). The probe's deadline is its Timeout; Grace later the
+// Runner counts a timeout itself, on the clock, whatever the probe does.
+func (r *Runner) launchLocked(c *checkState, now time.Time, flush *[]Flusher) func() {
 	c.gen++
 	gen, due := c.gen, c.due
 	c.inflight, c.started = true, now
@@ -432,6 +439,11 @@ func (r *Runner) launchLocked(c *checkState, now time.Time) func() {
 			}
 			r.complete(c, gen, res)
 		})
+		if b, ok := st.(Batcher); ok {
+			if f := b.Flusher(); !slices.Contains(*flush, f) {
+				*flush = append(*flush, f)
+			}
+		}
 		return nil
 	}
 	pctx, cancel := context.WithCancel(r.ctx)

@@ -40,10 +40,11 @@ type prober interface {
 
 // core is the bookkeeping both probers share, guarded by the prober's
 // lock: the deadline heap, the probes waiting for a slot and the ones
-// finished without their loop (immediate errors), and the eventfd that
-// wakes the loop.
+// finished without their loop (immediate errors), and the eventfd or
+// channel that wakes the loop.
 type core[O prober] struct {
-	evfd     int
+	evfd     int           // the poller's loop waits in epoll with it
+	kick     chan struct{} // or the SynProber's, on a channel
 	timers   deadlines[O]
 	queued   waiting[O]
 	ready    []O
@@ -53,6 +54,13 @@ type core[O prober] struct {
 // wake makes the loop look again (results to deliver, an earlier
 // deadline).
 func (c *core[O]) wake() {
+	if c.kick != nil {
+		select {
+		case c.kick <- struct{}{}:
+		default:
+		}
+		return
+	}
 	var one = [8]byte{1}
 	unix.Write(c.evfd, one[:])
 }

@@ -37,10 +37,12 @@ import (
 // local port, and an ack of the probe's random sequence number + 1.
 //
 // Like the connect poller, one goroutine (Run) reads replies, expires
-// deadlines and delivers results; Start only sends.
+// deadlines and delivers results. Probes queued together (Queue, as the
+// Runner starts the probes due in one tick) leave in one sendmmsg at
+// Flush, and replies are read up to batchMax a call.
 type SynProber struct {
-	fd4, fd6 int // raw IPPROTO_TCP sockets; -1 when that family is missing
-	epfd     int
+	fd4, fd6 int      // raw IPPROTO_TCP sockets; -1 when that family is missing
+	f4, f6   *os.File // the same, in the Go runtime's poller
 	hold     []int    // the sockets reserving the source ports
 	ports    []uint16 // the reserved source ports, ascending
 
@@ -51,8 +53,10 @@ type SynProber struct {
 	next   int // the pool's next port, round robin
 	closed bool
 	routes map[netip.Addr]route // source address by destination
-	pkt    [synLen]byte
-	rbuf   []byte
+
+	pending []*synOp // launched, their SYNs not sent yet (Flush sends them)
+	live    []*synOp // flushLocked's batch
+	tx, rx  *batch
 }
 
 // SynOptions size a SynProber; zero values take the defaults.
@@ -77,6 +81,8 @@ type synOp struct {
 	remote   netip.AddrPort // target.Addr, unmapped and without zone
 	key      synKey
 	isn      uint32
+	rt       route  // the SYN's source
+	scope    uint32 // IPv6 zone's interface index
 	inflight bool
 }
 
@@ -104,8 +110,8 @@ func OpenSynProber(opt SynOptions) (*SynProber, error) {
 	if opt.MaxInFlight <= 0 {
 		opt.MaxInFlight = 65536
 	}
-	p := &SynProber{fd4: -1, fd6: -1, epfd: -1, core: core[*synOp]{evfd: -1}, max: opt.MaxInFlight,
-		ops: map[synKey]*synOp{}, routes: map[netip.Addr]route{}, rbuf: make([]byte, 256)}
+	p := &SynProber{fd4: -1, fd6: -1, core: core[*synOp]{evfd: -1, kick: make(chan struct{}, 1)}, max: opt.MaxInFlight,
+		ops: map[synKey]*synOp{}, routes: map[netip.Addr]route{}, tx: newBatch(synLen), rx: newBatch(replyKeep)}
 	if err := p.open(opt.Ports); err != nil {
 		p.closeFDs()
 		return nil, err
@@ -143,29 +149,16 @@ func (p *SynProber) open(nports int) error {
 		if err := attach(fd, fd == p.fd4, first, last); err != nil {
 			return err
 		}
-		drain(fd, p.rbuf)
+		drain(fd, p.rx.slot(0))
 		// Room for a burst of answers: 10,000 probes due at once.
 		if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 4<<20) != nil {
 			unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
 		}
 	}
-	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
-	if err != nil {
-		return os.NewSyscallError("epoll_create1", err)
-	}
-	p.epfd = epfd
-	evfd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
-	if err != nil {
-		return os.NewSyscallError("eventfd", err)
-	}
-	p.evfd = evfd
-	for _, fd := range []int{p.fd4, p.fd6, p.evfd} {
-		if fd < 0 {
-			continue
-		}
-		if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}); err != nil {
-			return os.NewSyscallError("epoll_ctl", err)
-		}
+	// Nonblocking sockets: the runtime's poller takes them.
+	p.f4 = os.NewFile(uintptr(p.fd4), "raw-tcp4")
+	if p.fd6 >= 0 {
+		p.f6 = os.NewFile(uintptr(p.fd6), "raw-tcp6")
 	}
 	return nil
 }
@@ -298,100 +291,149 @@ func (p *SynProber) Supports(t check.Target) bool {
 // Run reads answers, expires deadlines and delivers results until ctx
 // ends. Probes started while it does not run end only by their caller's
 // own deadline (the Runner's).
+//
+// The raw sockets wait in the Go runtime's poller, one reader goroutine
+// each, and deadlines on a Go timer: no thread of the prober sits in a
+// system call of its own. (A loop blocked in its own epoll_wait, as
+// before, kept a P in a system call that the runtime's monitor took back
+// on every wait and then polled for every 20 us: a tenth of the prober's
+// CPU, docs/benchmarks.md.)
 func (p *SynProber) Run(ctx context.Context) error {
-	woke := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() { p.wake(); close(woke) })
-	defer func() {
-		if !stop() {
-			<-woke // so Close does not race the wake-up
+	var wg sync.WaitGroup
+	for _, s := range []struct {
+		f  *os.File
+		fd int
+	}{{p.f4, p.fd4}, {p.f6, p.fd6}} {
+		if s.f != nil {
+			wg.Go(func() { p.readLoop(ctx, s.f, s.fd) })
 		}
-	}()
-	events := make([]unix.EpollEvent, 8)
-	var out []*synOp
-	var dones []func(check.Result)
-	for ctx.Err() == nil {
-		p.mu.Lock()
-		p.waitTill = mono() + int64(idleWait)
-		if len(p.timers) > 0 {
-			p.waitTill = min(p.waitTill, p.timers[0].deadline)
-		}
-		// Round up to the millisecond, so a wake-up finds the deadline
-		// passed.
-		wait := int(max((p.waitTill-mono()+int64(time.Millisecond)-1)/int64(time.Millisecond), 0))
-		p.mu.Unlock()
-		n, err := unix.EpollWait(p.epfd, events, wait)
-		if err != nil && !errors.Is(err, unix.EINTR) {
-			time.Sleep(10 * time.Millisecond)
-			continue
-		}
-		p.mu.Lock()
-		for _, ev := range events[:max(n, 0)] {
-			switch int(ev.Fd) {
-			case p.evfd:
-				var buf [8]byte
-				unix.Read(p.evfd, buf[:])
-			case p.fd4, p.fd6:
-				out = p.readLocked(int(ev.Fd), out)
+	}
+	stop := context.AfterFunc(ctx, func() {
+		for _, f := range []*os.File{p.f4, p.f6} {
+			if f != nil {
+				f.SetReadDeadline(time.Now()) // the readers return
 			}
 		}
+	})
+	defer stop()
+	tm := time.NewTimer(idleWait)
+	defer tm.Stop()
+	var out []*synOp
+	var dones []func(check.Result)
+	for {
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return ctx.Err()
+		case <-p.kick:
+		case <-tm.C:
+		}
+		p.mu.Lock()
 		now := mono()
 		out = p.expireLocked(now, out, p.timedOutLocked)
 		out = p.takeReadyLocked(out)
 		p.launchQueuedLocked()
+		p.flushLocked()
+		p.waitTill = now + int64(idleWait)
+		if len(p.timers) > 0 {
+			p.waitTill = min(p.waitTill, p.timers[0].deadline)
+		}
+		wait := time.Duration(p.waitTill - now)
 		out, dones = deliver(&p.mu, out, dones)
+		tm.Reset(wait)
 	}
-	return ctx.Err()
 }
 
-// readLocked reads every queued answer on fd and finishes the probes they
-// answer.
-func (p *SynProber) readLocked(fd int, out []*synOp) []*synOp {
-	for {
-		var r reply
-		var ok bool
-		if fd == p.fd4 {
-			// The IP header says who sent it: a plain read, as
-			// unix.Recvfrom asks the socket its protocol on every call.
-			n, err := unix.Read(fd, p.rbuf)
-			if err != nil {
-				return out
-			}
-			r, ok = parseReply4(p.rbuf[:n])
-		} else {
-			n, from, err := recvfrom6(fd, p.rbuf)
-			if err != nil {
-				return out
-			}
-			r, ok = parseSegment(p.rbuf[:n])
-			r.remote = netip.AddrPortFrom(from, r.remote.Port())
-		}
-		if !ok {
-			continue
-		}
-		o := p.ops[synKey{r.remote, r.localPort}]
-		if o == nil || r.flags&tcpACK == 0 || r.ack != o.isn+1 {
-			continue // a late answer to an earlier probe, or not ours
-		}
-		delete(p.ops, o.key)
-		o.inflight = false
-		p.timers.drop(o)
-		switch {
-		case r.flags&tcpRST != 0:
-			o.res = o.failed(unix.ECONNREFUSED.Error())
-		case r.flags&tcpSYN != 0:
-			o.res = check.Result{OK: true, Duration: time.Since(o.start)}
-		default:
-			continue
-		}
-		o.finished = true
-		out = append(out, o)
+// readLoop reads the answers on f (fd) as they come and delivers their
+// results, until ctx ends.
+func (p *SynProber) readLoop(ctx context.Context, f *os.File, fd int) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return
 	}
+	var out []*synOp
+	var dones []func(check.Result)
+	for ctx.Err() == nil {
+		err := rc.Read(func(uintptr) bool {
+			p.mu.Lock()
+			out = p.readLocked(fd, out)
+			p.mu.Unlock()
+			return len(out) > 0 // else wait for the socket
+		})
+		if err != nil {
+			return
+		}
+		// A cancel meanwhile finds its probe finished and clears its
+		// callback, which deliver then skips.
+		p.mu.Lock()
+		out, dones = deliver(&p.mu, out, dones)
+	}
+}
+
+// readLocked reads every queued answer on fd (until a read comes back
+// short: the socket is drained, and the poller's edge-triggered wait
+// sees what comes next) and finishes the probes they answer.
+func (p *SynProber) readLocked(fd int, out []*synOp) []*synOp {
+	v6 := fd != p.fd4
+	for {
+		p.rx.setRecv(v6)
+		n, err := p.rx.recvmmsg(fd)
+		if err != nil {
+			return out
+		}
+		for i := range n {
+			var r reply
+			var ok bool
+			if !v6 {
+				// The IP header says who sent it.
+				r, ok = parseReply4(p.rx.received(i))
+			} else {
+				r, ok = parseSegment(p.rx.received(i))
+				r.remote = netip.AddrPortFrom(p.rx.from(i), r.remote.Port())
+			}
+			if ok {
+				out = p.answerLocked(r, out)
+			}
+		}
+		if n < batchMax {
+			return out
+		}
+	}
+}
+
+// answerLocked finishes the probe r answers, if any.
+func (p *SynProber) answerLocked(r reply, out []*synOp) []*synOp {
+	o := p.ops[synKey{r.remote, r.localPort}]
+	if o == nil || r.flags&tcpACK == 0 || r.ack != o.isn+1 {
+		return out // a late answer to an earlier probe, or not ours
+	}
+	switch {
+	case r.flags&tcpRST != 0:
+		o.res = o.failed(unix.ECONNREFUSED.Error())
+	case r.flags&tcpSYN != 0:
+		o.res = check.Result{OK: true, Duration: time.Since(o.start)}
+	default:
+		return out
+	}
+	delete(p.ops, o.key)
+	o.inflight = false
+	p.timers.drop(o)
+	o.finished = true
+	return append(out, o)
 }
 
 // Start begins a probe of t (which Supports) that ends within timeout and
 // calls done once from Run's goroutine. cancel drops the probe; done is
 // then not called, or its call is already under way.
 func (p *SynProber) Start(t check.Target, timeout time.Duration, done func(check.Result)) (cancel func()) {
+	cancel = p.Queue(t, timeout, done)
+	p.Flush()
+	return cancel
+}
+
+// Queue is Start without the send: the SYN leaves at the next Flush,
+// with the others queued since the last. The timeout runs from Queue.
+func (p *SynProber) Queue(t check.Target, timeout time.Duration, done func(check.Result)) (cancel func()) {
 	a := t.Addr.Addr().Unmap().WithZone("")
 	o := &synOp{probe: probe{target: t, timeout: timeout, done: done, idx: -1}, remote: netip.AddrPortFrom(a, t.Addr.Port())}
 	p.mu.Lock()
@@ -400,19 +442,24 @@ func (p *SynProber) Start(t check.Target, timeout time.Duration, done func(check
 	return func() { p.cancel(o) }
 }
 
-// launchLocked sends o's SYN. An immediate failure goes to ready, for Run
-// to deliver.
+// Flush sends the SYNs queued since the last Flush. Run sends those a
+// slot freed for (probes that waited for MaxInFlight) itself.
+func (p *SynProber) Flush() {
+	p.mu.Lock()
+	p.flushLocked()
+	p.mu.Unlock()
+}
+
+// launchLocked readies o's SYN: a source port, its source address, its
+// sequence number; o is in flight from here, and its SYN leaves at the
+// next flush. An immediate failure goes to ready, for Run to deliver.
 func (p *SynProber) launchLocked(o *synOp) {
 	if p.closed {
 		o.res = o.failed("prober closed")
 		p.readyLocked(o)
 		return
 	}
-	fd := p.fd4
-	if !o.remote.Addr().Is4() {
-		fd = p.fd6
-	}
-	if fd < 0 {
+	if (o.remote.Addr().Is4() && p.fd4 < 0) || (!o.remote.Addr().Is4() && p.fd6 < 0) {
 		o.res = o.failed("no raw socket for " + o.remote.Addr().String())
 		p.readyLocked(o)
 		return
@@ -437,26 +484,55 @@ func (p *SynProber) launchLocked(o *synOp) {
 		p.readyLocked(o)
 		return
 	}
+	o.rt = rt
+	if z := o.target.Addr.Addr().Zone(); z != "" {
+		o.scope = zoneIndex(z)
+	}
 	o.isn = rand.Uint32()
-	synSegment(p.pkt[:], rt.src, o.remote.Addr(), o.key.local, o.remote.Port(), o.isn)
-	var sa unix.Sockaddr
-	if o.remote.Addr().Is4() {
-		sa = &unix.SockaddrInet4{Addr: o.remote.Addr().As4()}
-	} else {
-		sa6 := &unix.SockaddrInet6{Addr: o.remote.Addr().As16()}
-		if z := o.target.Addr.Addr().Zone(); z != "" {
-			sa6.ZoneId = zoneIndex(z)
-		}
-		sa = sa6
-	}
-	if _, err := unix.SendmsgN(fd, p.pkt[:], rt.oob, sa, 0); err != nil {
-		o.res = o.failed(check.ErrText(err))
-		p.readyLocked(o)
-		return
-	}
 	o.inflight = true
 	p.ops[o.key] = o
 	p.armLocked(o)
+	p.pending = append(p.pending, o)
+}
+
+// flushLocked sends the pending SYNs, a sendmmsg per run of one family
+// (at most batchMax long). A SYN the kernel refuses fails its probe.
+func (p *SynProber) flushLocked() {
+	ops := p.pending
+	for len(ops) > 0 {
+		v4 := ops[0].remote.Addr().Is4()
+		fd := p.fd4
+		if !v4 {
+			fd = p.fd6
+		}
+		n, live := 0, p.live[:0]
+		for ; n < len(ops) && len(live) < batchMax && ops[n].remote.Addr().Is4() == v4; n++ {
+			o := ops[n]
+			if !o.inflight {
+				continue // canceled or expired while pending
+			}
+			i := len(live)
+			synSegment(p.tx.slot(i), o.rt.src, o.remote.Addr(), o.key.local, o.remote.Port(), o.isn)
+			p.tx.setSend(i, synLen, o.remote.Addr(), o.scope, o.rt.oob)
+			live = append(live, o)
+		}
+		ops = ops[n:]
+		for i := 0; i < len(live); {
+			sent, err := p.tx.sendmmsg(fd, i, len(live))
+			if err != nil {
+				o := live[i]
+				p.dropLocked(o)
+				o.res = o.failed(check.ErrText(err))
+				p.readyLocked(o)
+				sent = 1
+			}
+			i += sent
+		}
+		clear(live)
+		p.live = live[:0]
+	}
+	clear(p.pending)
+	p.pending = p.pending[:0]
 }
 
 // routeLocked is the source address of a SYN to dst: bindto, else the one
@@ -528,6 +604,7 @@ func (p *SynProber) cancel(o *synOp) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.cancelLocked(o, p.dropLocked, p.launchQueuedLocked)
+	p.flushLocked() // what the freed slot launched
 }
 
 // dropLocked takes o out of flight; it reports whether o was in flight.
@@ -569,12 +646,17 @@ func (p *SynProber) Close() error {
 }
 
 func (p *SynProber) closeFDs() {
-	for _, fd := range []int{p.fd4, p.fd6, p.epfd, p.evfd} {
-		if fd >= 0 {
-			unix.Close(fd)
+	for _, f := range []struct {
+		fd *int
+		f  **os.File
+	}{{&p.fd4, &p.f4}, {&p.fd6, &p.f6}} {
+		if *f.f != nil {
+			(*f.f).Close()
+		} else if *f.fd >= 0 {
+			unix.Close(*f.fd)
 		}
+		*f.fd, *f.f = -1, nil
 	}
-	p.fd4, p.fd6, p.epfd, p.evfd = -1, -1, -1, -1
 	for _, fd := range p.hold {
 		unix.Close(fd)
 	}

@@ -81,11 +81,15 @@ func NewSyn(p *SynProber, t check.Target) check.Starter {
 	return &SynChecker{Target: t, Prober: p}
 }
 
-// Start begins one probe; done gets its result from the prober's
-// goroutine, never from within Start.
+// Start queues one probe, sent at the prober's next Flush (a Batcher);
+// done gets its result from the prober's goroutine, never from within
+// Start.
 func (c *SynChecker) Start(timeout time.Duration, done func(check.Result)) (cancel func()) {
-	return c.Prober.Start(c.Target, timeout, done)
+	return c.Prober.Queue(c.Target, timeout, done)
 }
+
+// Flusher is the shared prober: one Flush sends every probe queued.
+func (c *SynChecker) Flusher() check.Flusher { return c.Prober }
 
 // Check makes one probe and waits for it, until ctx's deadline.
 func (c *SynChecker) Check(ctx context.Context) check.Result {
