@@ -43,6 +43,8 @@ import (
 type SynProber struct {
 	fd4, fd6 int      // raw IPPROTO_TCP sockets; -1 when that family is missing
 	f4, f6   *os.File // the same, in the Go runtime's poller
+	udp4     int      // UDP sockets connected to look up source addresses, or -1
+	udp6     int
 	hold     []int    // the sockets reserving the source ports
 	ports    []uint16 // the reserved source ports, ascending
 
@@ -53,9 +55,11 @@ type SynProber struct {
 	next   int // the pool's next port, round robin
 	closed bool
 	routes map[netip.Addr]route // source address by destination
+	bound  map[netip.Addr]route // bindto addresses found local
 
 	pending []*synOp // launched, their SYNs not sent yet (Flush sends them)
 	live    []*synOp // flushLocked's batch
+	ipid    uint16   // the IPv4 ID of the last SYN
 	tx, rx  *batch
 }
 
@@ -95,7 +99,8 @@ type route struct {
 
 // routeTTL is how long a looked-up source address is used; a timeout
 // forgets it at once, so a changed route costs at most one failed probe.
-const routeTTL = 30 * time.Second
+// (10,000 destinations at 30 s were 333 lookups a second.)
+const routeTTL = 2 * time.Minute
 
 // ErrRawSocket wraps the failure to open the raw sockets, typically EPERM
 // without CAP_NET_RAW.
@@ -110,8 +115,8 @@ func OpenSynProber(opt SynOptions) (*SynProber, error) {
 	if opt.MaxInFlight <= 0 {
 		opt.MaxInFlight = 65536
 	}
-	p := &SynProber{fd4: -1, fd6: -1, core: core[*synOp]{evfd: -1, kick: make(chan struct{}, 1)}, max: opt.MaxInFlight,
-		ops: map[synKey]*synOp{}, routes: map[netip.Addr]route{}, tx: newBatch(synLen), rx: newBatch(replyKeep)}
+	p := &SynProber{fd4: -1, fd6: -1, udp4: -1, udp6: -1, core: core[*synOp]{evfd: -1, kick: make(chan struct{}, 1)}, max: opt.MaxInFlight,
+		ops: map[synKey]*synOp{}, routes: map[netip.Addr]route{}, bound: map[netip.Addr]route{}, tx: newBatch(ip4Len + synLen), rx: newBatch(replyKeep)}
 	if err := p.open(opt.Ports); err != nil {
 		p.closeFDs()
 		return nil, err
@@ -125,6 +130,11 @@ func (p *SynProber) open(nports int) error {
 		return fmt.Errorf("%w: %w", ErrRawSocket, os.NewSyscallError("socket", err))
 	}
 	p.fd4 = fd4
+	// IPv4 SYNs carry their own IP header: the kernel's raw send then
+	// skips its datagram building (corking, fragmentation, the ID hash).
+	if err := unix.SetsockoptInt(fd4, unix.IPPROTO_IP, unix.IP_HDRINCL, 1); err != nil {
+		return os.NewSyscallError("setsockopt IP_HDRINCL", err)
+	}
 	if fd6, err := unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP); err == nil {
 		p.fd6 = fd6
 	}
@@ -512,8 +522,14 @@ func (p *SynProber) flushLocked() {
 				continue // canceled or expired while pending
 			}
 			i := len(live)
-			synSegment(p.tx.slot(i), o.rt.src, o.remote.Addr(), o.key.local, o.remote.Port(), o.isn)
-			p.tx.setSend(i, synLen, o.remote.Addr(), o.scope, o.rt.oob)
+			b, n := p.tx.slot(i), synLen
+			if v4 {
+				p.ipid++
+				ip4Header(b, o.rt.src, o.remote.Addr(), p.ipid|1, synLen)
+				b, n = b[ip4Len:], ip4Len+synLen
+			}
+			synSegment(b, o.rt.src, o.remote.Addr(), o.key.local, o.remote.Port(), o.isn)
+			p.tx.setSend(i, n, o.remote.Addr(), o.scope, o.rt.oob)
 			live = append(live, o)
 		}
 		ops = ops[n:]
@@ -540,29 +556,42 @@ func (p *SynProber) flushLocked() {
 // sends nothing). The SYN's checksum covers it, and the send sets it
 // (IP_PKTINFO), so the two agree.
 func (p *SynProber) routeLocked(dst, bindTo netip.Addr) (route, error) {
-	if bindTo.IsValid() {
-		bindTo = bindTo.Unmap()
-		return route{src: bindTo, oob: pktinfo(bindTo)}, nil
-	}
 	now := mono()
+	if bindTo.IsValid() {
+		// The kernel takes any source address in a header it is given:
+		// this host must have it, as a connect's bind would require.
+		bindTo = bindTo.Unmap()
+		if r, ok := p.bound[bindTo]; ok && r.expires > now {
+			return r, nil
+		}
+		if err := isLocal(bindTo); err != nil {
+			return route{}, err
+		}
+		r := route{src: bindTo, oob: pktinfo(bindTo), expires: now + int64(routeTTL)}
+		p.bound[bindTo] = r
+		return r, nil
+	}
 	if r, ok := p.routes[dst]; ok && r.expires > now {
 		return r, nil
 	}
-	family := unix.AF_INET6
+	family, fd := unix.AF_INET6, &p.udp6
 	var sa unix.Sockaddr = &unix.SockaddrInet6{Port: 9, Addr: dst.As16()}
 	if dst.Is4() {
-		family = unix.AF_INET
+		family, fd = unix.AF_INET, &p.udp4
 		sa = &unix.SockaddrInet4{Port: 9, Addr: dst.As4()}
 	}
-	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return route{}, os.NewSyscallError("socket", err)
+	if *fd < 0 {
+		s, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return route{}, os.NewSyscallError("socket", err)
+		}
+		*fd = s
 	}
-	defer unix.Close(fd)
-	if err := unix.Connect(fd, sa); err != nil {
+	// Connected again for each lookup: the same socket serves them all.
+	if err := unix.Connect(*fd, sa); err != nil {
 		return route{}, err
 	}
-	local, err := unix.Getsockname(fd)
+	local, err := unix.Getsockname(*fd)
 	if err != nil {
 		return route{}, err
 	}
@@ -576,6 +605,21 @@ func (p *SynProber) routeLocked(dst, bindTo netip.Addr) (route, error) {
 	r := route{src: src, oob: pktinfo(src), expires: now + int64(routeTTL)}
 	p.routes[dst] = r
 	return r, nil
+}
+
+// isLocal is nil when a socket can bind a, an address of this host.
+func isLocal(a netip.Addr) error {
+	family := unix.AF_INET6
+	var sa unix.Sockaddr = &unix.SockaddrInet6{Addr: a.As16()}
+	if a.Is4() {
+		family, sa = unix.AF_INET, &unix.SockaddrInet4{Addr: a.As4()}
+	}
+	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return os.NewSyscallError("socket", err)
+	}
+	defer unix.Close(fd)
+	return unix.Bind(fd, sa)
 }
 
 func pktinfo(src netip.Addr) []byte {
@@ -624,6 +668,9 @@ func (p *SynProber) timedOutLocked(o *synOp) bool {
 		return false
 	}
 	delete(p.routes, o.remote.Addr())
+	if o.target.BindTo.IsValid() {
+		delete(p.bound, o.target.BindTo.Unmap())
+	}
 	return true
 }
 
@@ -657,8 +704,10 @@ func (p *SynProber) closeFDs() {
 		}
 		*f.fd, *f.f = -1, nil
 	}
-	for _, fd := range p.hold {
-		unix.Close(fd)
+	for _, fd := range append(p.hold, p.udp4, p.udp6) {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
 	}
-	p.hold = nil
+	p.hold, p.udp4, p.udp6 = nil, -1, -1
 }

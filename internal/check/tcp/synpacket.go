@@ -42,6 +42,25 @@ func synSegment(b []byte, src, dst netip.Addr, sport, dport uint16, isn uint32) 
 	binary.BigEndian.PutUint16(b[16:], tcpChecksum(b[:synLen], src, dst))
 }
 
+// ip4Len is the IPv4 header of a SYN: no options.
+const ip4Len = 20
+
+// ip4Header writes into b (ip4Len bytes) the IPv4 header of a TCP segment
+// of payload bytes from src to dst: don't fragment, TTL 64, the ID given
+// (nonzero: the kernel would pick one otherwise). The kernel fills in the
+// checksum of a header it is given (IP_HDRINCL).
+func ip4Header(b []byte, src, dst netip.Addr, id uint16, payload int) {
+	b[0], b[1] = 0x45, 0
+	binary.BigEndian.PutUint16(b[2:], uint16(ip4Len+payload))
+	binary.BigEndian.PutUint16(b[4:], id)
+	binary.BigEndian.PutUint16(b[6:], 0x4000) // DF
+	b[8], b[9] = 64, 6                        // TTL, TCP
+	binary.BigEndian.PutUint16(b[10:], 0)
+	s, d := src.As4(), dst.As4()
+	copy(b[12:16], s[:])
+	copy(b[16:20], d[:])
+}
+
 // tcpChecksum is the TCP checksum of seg over the IPv4 or IPv6 pseudo
 // header.
 func tcpChecksum(seg []byte, src, dst netip.Addr) uint16 {
