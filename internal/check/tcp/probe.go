@@ -80,7 +80,7 @@ func (c *core[O]) armLocked(o O) {
 func (c *core[O]) admitLocked(o O, room bool, launch func(O)) {
 	b := o.base()
 	b.start = time.Now()
-	b.deadline = mono() + int64(b.timeout)
+	b.deadline = int64(b.start.Sub(pollBase)) + int64(b.timeout)
 	if !room {
 		c.queued = append(c.queued, o)
 		c.armLocked(o)

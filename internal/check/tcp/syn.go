@@ -54,7 +54,7 @@ type SynProber struct {
 	max    int
 	next   int // the pool's next port, round robin
 	closed bool
-	routes map[netip.Addr]route // source address by destination
+	routes map[[16]byte]route   // source address by destination (As16)
 	bound  map[netip.Addr]route // bindto addresses found local
 
 	pending []*synOp // launched, their SYNs not sent yet (Flush sends them)
@@ -74,9 +74,12 @@ type SynOptions struct {
 	MaxInFlight int
 }
 
+// synKey is a probe in flight: the remote address (16 bytes, IPv4
+// mapped) and port, and the local port. Plain bytes, no netip zone
+// handle: a quick map key.
 type synKey struct {
-	remote netip.AddrPort
-	local  uint16
+	addr          [16]byte
+	remote, local uint16
 }
 
 // synOp is one probe.
@@ -116,7 +119,7 @@ func OpenSynProber(opt SynOptions) (*SynProber, error) {
 		opt.MaxInFlight = 65536
 	}
 	p := &SynProber{fd4: -1, fd6: -1, udp4: -1, udp6: -1, core: core[*synOp]{evfd: -1, kick: make(chan struct{}, 1)}, max: opt.MaxInFlight,
-		ops: map[synKey]*synOp{}, routes: map[netip.Addr]route{}, bound: map[netip.Addr]route{}, tx: newBatch(ip4Len + synLen), rx: newBatch(replyKeep)}
+		ops: map[synKey]*synOp{}, routes: map[[16]byte]route{}, bound: map[netip.Addr]route{}, tx: newBatch(ip4Len + synLen), rx: newBatch(replyKeep)}
 	if err := p.open(opt.Ports); err != nil {
 		p.closeFDs()
 		return nil, err
@@ -391,6 +394,7 @@ func (p *SynProber) readLocked(fd int, out []*synOp) []*synOp {
 		if err != nil {
 			return out
 		}
+		now := time.Now()
 		for i := range n {
 			var r reply
 			var ok bool
@@ -402,7 +406,7 @@ func (p *SynProber) readLocked(fd int, out []*synOp) []*synOp {
 				r.remote = netip.AddrPortFrom(p.rx.from(i), r.remote.Port())
 			}
 			if ok {
-				out = p.answerLocked(r, out)
+				out = p.answerLocked(r, now, out)
 			}
 		}
 		if n < batchMax {
@@ -411,9 +415,9 @@ func (p *SynProber) readLocked(fd int, out []*synOp) []*synOp {
 	}
 }
 
-// answerLocked finishes the probe r answers, if any.
-func (p *SynProber) answerLocked(r reply, out []*synOp) []*synOp {
-	o := p.ops[synKey{r.remote, r.localPort}]
+// answerLocked finishes the probe r, read at now, answers, if any.
+func (p *SynProber) answerLocked(r reply, now time.Time, out []*synOp) []*synOp {
+	o := p.ops[synKey{r.remote.Addr().As16(), r.remote.Port(), r.localPort}]
 	if o == nil || r.flags&tcpACK == 0 || r.ack != o.isn+1 {
 		return out // a late answer to an earlier probe, or not ours
 	}
@@ -421,7 +425,7 @@ func (p *SynProber) answerLocked(r reply, out []*synOp) []*synOp {
 	case r.flags&tcpRST != 0:
 		o.res = o.failed(unix.ECONNREFUSED.Error())
 	case r.flags&tcpSYN != 0:
-		o.res = check.Result{OK: true, Duration: time.Since(o.start)}
+		o.res = check.Result{OK: true, Duration: now.Sub(o.start)}
 	default:
 		return out
 	}
@@ -475,7 +479,7 @@ func (p *SynProber) launchLocked(o *synOp) {
 		return
 	}
 	// A source port no probe in flight to the same place uses.
-	o.key.remote = o.remote
+	o.key.addr, o.key.remote = o.remote.Addr().As16(), o.remote.Port()
 	for i := 0; ; i++ {
 		if i == len(p.ports) {
 			o.res = o.failed("no free source port")
@@ -488,7 +492,7 @@ func (p *SynProber) launchLocked(o *synOp) {
 			break
 		}
 	}
-	rt, err := p.routeLocked(o.remote.Addr(), o.target.BindTo)
+	rt, err := p.routeLocked(o.remote.Addr(), o.target.BindTo, o.deadline-int64(o.timeout))
 	if err != nil {
 		o.res = o.failed(check.ErrText(err))
 		p.readyLocked(o)
@@ -555,8 +559,7 @@ func (p *SynProber) flushLocked() {
 // the kernel's routing picks (a UDP socket connected to dst knows it, and
 // sends nothing). The SYN's checksum covers it, and the send sets it
 // (IP_PKTINFO), so the two agree.
-func (p *SynProber) routeLocked(dst, bindTo netip.Addr) (route, error) {
-	now := mono()
+func (p *SynProber) routeLocked(dst, bindTo netip.Addr, now int64) (route, error) {
 	if bindTo.IsValid() {
 		// The kernel takes any source address in a header it is given:
 		// this host must have it, as a connect's bind would require.
@@ -571,7 +574,7 @@ func (p *SynProber) routeLocked(dst, bindTo netip.Addr) (route, error) {
 		p.bound[bindTo] = r
 		return r, nil
 	}
-	if r, ok := p.routes[dst]; ok && r.expires > now {
+	if r, ok := p.routes[dst.As16()]; ok && r.expires > now {
 		return r, nil
 	}
 	family, fd := unix.AF_INET6, &p.udp6
@@ -603,7 +606,7 @@ func (p *SynProber) routeLocked(dst, bindTo netip.Addr) (route, error) {
 		src = netip.AddrFrom16(l.Addr)
 	}
 	r := route{src: src, oob: pktinfo(src), expires: now + int64(routeTTL)}
-	p.routes[dst] = r
+	p.routes[dst.As16()] = r
 	return r, nil
 }
 
@@ -667,7 +670,7 @@ func (p *SynProber) timedOutLocked(o *synOp) bool {
 	if !p.dropLocked(o) {
 		return false
 	}
-	delete(p.routes, o.remote.Addr())
+	delete(p.routes, o.remote.Addr().As16())
 	if o.target.BindTo.IsValid() {
 		delete(p.bound, o.target.BindTo.Unmap())
 	}
