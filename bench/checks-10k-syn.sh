@@ -13,10 +13,19 @@
 #         "local 10.1.0.0/16" route), routed from P via the veth. RPS steers
 #         L's receive processing to CPU 1 and P's to CPU 0; the checker is
 #         pinned to CPU 0 and nginx to CPU 1. The listener's half then runs
-#         on CPU 1, as a remote real server's would on its own machine.
+#         on CPU 1, as a remote real server's would on its own machine —
+#         but every packet costs an IPI, a VM exit on a virtual machine.
+#   napi  the same namespaces, the veth ends with NAPI in a kernel thread
+#         each (GRO on, TSO off so every segment takes it, "threaded"):
+#         napi/<L's end> pinned to CPU 1 does the listener's half, and
+#         napi/<P's end> pinned to CPU 0 does the checker's receive work
+#         (answers in, the kernel's RST or ACK out), as a NIC's softirq
+#         does on a director. Its CPU is reported next to the checker's
+#         ("rx thread"); "director" is the two together.
 #
-# CPU is utime+stime from /proc/PID/stat (all threads; keepalived's parent
-# and checker child) over the window after a warm-up. This kernel has no
+# CPU is the scheduler's run time of every thread (/proc/PID/task/*/
+# schedstat, nanoseconds; keepalived's parent and checker child) over the
+# window after a warm-up. This kernel has no
 # CONFIG_IRQ_TIME_ACCOUNTING: softirq time is sampled by the tick and
 # charged to the task the tick interrupts, so a checker's stime includes
 # the softirq work done while it runs on its CPU (all of the loopback
@@ -28,15 +37,20 @@
 # counters: Tcp PassiveOpens (handshakes completed: connect probes) plus
 # TcpExt EmbryonicRsts (RSTs to a SYN_RECV: half-open probes).
 #
-#   bash bench/checks-10k-syn.sh [seconds] [rounds] [lo|veth|both]
+#   bash bench/checks-10k-syn.sh [seconds] [rounds] [lo|veth|napi|both|all]
 #
-# Needs root, gcc, nginx, keepalived, taskset. KEEPVS_BIN=path measures
+# both is lo and veth; all is the three. KEEPVS_BENCH_ONLY="syn keepalived"
+# runs only those programs (connect, syn, keepalived).
+#
+# Needs root, gcc, nginx, keepalived, taskset (ethtool for napi). KEEPVS_BIN=path measures
 # that binary instead of building ./cmd/keepvs.
 set -euo pipefail
 DUR=${1:-30}
 ROUNDS=${2:-1}
 SETUPS=${3:-both}
 [ "$SETUPS" = both ] && SETUPS="lo veth"
+[ "$SETUPS" = all ] && SETUPS="lo veth napi"
+ONLY=${KEEPVS_BENCH_ONLY:-connect syn keepalived}
 WARM=${KEEPVS_BENCH_WARM:-20}   # keepalived takes ~15 s to reach its full rate
 cd "$(dirname "$0")/.."
 W=$(mktemp -d)
@@ -73,10 +87,21 @@ for v in range(100):
 EOP
 }
 
-# setup lo|veth: namespaces, nginx; sets PNS (the checker's) and LNS (nginx's).
+napis() { ps -eo pid=,comm= | awk '$2 ~ /^napi\// {print $1}' | sort; }
+# newthread CMD...: runs CMD, prints the NAPI kernel thread it started.
+newthread() {
+	local before
+	before=$(napis)
+	"$@"
+	sleep 0.2
+	comm -13 <(echo "$before") <(napis) | head -1
+}
+
+# setup lo|veth|napi: namespaces, nginx; sets PNS (the checker's) and LNS (nginx's).
 setup() {
 	ip netns add $P
 	ip -n $P link set lo up
+	RXT=
 	if [ "$1" = lo ]; then
 		PNS=$P LNS=$P
 		conf 127.1 > $W/checks.conf
@@ -90,8 +115,21 @@ setup() {
 		ip -n $L link set ${NS}b up
 		ip -n $P route add 10.1.0.0/16 via 10.255.0.2
 		ip -n $L route add local 10.1.0.0/16 dev lo
-		ip netns exec $L sh -c "echo 2 > /sys/class/net/${NS}b/queues/rx-0/rps_cpus"
-		ip netns exec $P sh -c "echo 1 > /sys/class/net/${NS}a/queues/rx-0/rps_cpus"
+		if [ "$1" = veth ]; then
+			ip netns exec $L sh -c "echo 2 > /sys/class/net/${NS}b/queues/rx-0/rps_cpus"
+			ip netns exec $P sh -c "echo 1 > /sys/class/net/${NS}a/queues/rx-0/rps_cpus"
+		else
+			ip netns exec $P ethtool -K ${NS}a gro on tso off >/dev/null
+			ip netns exec $L ethtool -K ${NS}b gro on tso off >/dev/null
+			# A kernel thread's name is cut at 15 characters: each end's
+			# thread is the one that appears when it is made threaded.
+			RXT=$(newthread ip netns exec $P sh -c "echo 1 > /sys/class/net/${NS}a/threaded")
+			local lt
+			lt=$(newthread ip netns exec $L sh -c "echo 1 > /sys/class/net/${NS}b/threaded")
+			[ -n "$RXT" ] && [ -n "$lt" ] || { echo "no threaded NAPI on the veth pair" >&2; exit 1; }
+			taskset -p 1 "$RXT" >/dev/null
+			taskset -p 2 "$lt" >/dev/null
+		fi
 		PNS=$P LNS=$L
 		conf 10.1 > $W/checks.conf
 	fi
@@ -107,7 +145,8 @@ teardown() {
 }
 
 ticks=$(getconf CLK_TCK)
-cpu() { local t=0; for p in "$@"; do t=$((t + $(awk '{print $14+$15}' /proc/$p/stat))); done; echo $t; }
+# cpu PID...: run time of all their threads, in ns
+cpu() { cat $(for p in "$@"; do echo /proc/$p/task/*/schedstat; done) | awk '{s += $1} END {printf "%.0f", s}'; }
 rss() { local t=0; for p in "$@"; do t=$((t + $(awk '/^VmRSS:/{print $2}' /proc/$p/status))); done; echo $t; }
 # handshakes seen by the listeners: completed + reset while half-open
 made() {
@@ -122,11 +161,16 @@ cpu0softirq() { awk '$1 == "cpu0" {print $8}' /proc/stat; }
 measure() {
 	local name=$1; shift
 	sleep $WARM
-	local c0 t0 c1 t1 a0 a1 s0 s1
+	local c0 t0 c1 t1 a0 a1 s0 s1 r0=0 r1=0
 	c0=$(cpu "$@"); t0=$(date +%s.%N); a0=$(made); s0=$(cpu0softirq)
+	[ -n "$RXT" ] && r0=$(cpu $RXT)
 	sleep "$DUR"
 	c1=$(cpu "$@"); t1=$(date +%s.%N); a1=$(made); s1=$(cpu0softirq)
-	python3 -c "c=($c1-$c0)/$ticks; w=$t1-$t0; n=$a1-$a0; s=($s1-$s0)/$ticks; print(f'%-5s %-16s CPU %5.1f%% of one core   RSS %4.0f MB   checks made %6.0f/s   CPU per check %5.1f us   cpu0 softirq %4.1f%%' % ('$setup', '$name', 100*c/w, $(rss "$@")/1024, n/w, 1e6*c/max(n,1), 100*s/w))"
+	[ -n "$RXT" ] && r1=$(cpu $RXT)
+	python3 -c "
+c=($c1-$c0)/1e9; r=($r1-$r0)/1e9; w=$t1-$t0; n=$a1-$a0; s=($s1-$s0)/$ticks
+rx = f'   rx thread %4.1f%%   director %5.1f%%, %5.1f us per check' % (100*r/w, 100*(c+r)/w, 1e6*(c+r)/max(n,1)) if '$RXT' else ''
+print(f'%-5s %-16s CPU %5.1f%% of one core   RSS %4.0f MB   checks made %6.0f/s   CPU per check %5.1f us   cpu0 softirq %4.1f%%' % ('$setup', '$name', 100*c/w, $(rss "$@")/1024, n/w, 1e6*c/max(n,1), 100*s/w) + rx)"
 }
 
 run_keepvs() { # run_keepvs connect|syn
@@ -160,8 +204,14 @@ run_keepalived() {
 for setup in $SETUPS; do
 	for round in $(seq "$ROUNDS"); do
 		echo "== $setup round $round"
-		setup $setup; run_keepvs connect; teardown
-		setup $setup; run_keepvs syn; teardown
-		setup $setup; run_keepalived; teardown
+		for prog in $ONLY; do
+			setup $setup
+			case $prog in
+			connect | syn) run_keepvs $prog ;;
+			keepalived) run_keepalived ;;
+			*) echo "KEEPVS_BENCH_ONLY: unknown program $prog" >&2; exit 1 ;;
+			esac
+			teardown
+		done
 	done
 done

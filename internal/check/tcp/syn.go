@@ -89,6 +89,7 @@ type synOp struct {
 	key      synKey
 	isn      uint32
 	rt       route  // the SYN's source
+	cache    *route // where its checker keeps rt, or nil
 	scope    uint32 // IPv6 zone's interface index
 	inflight bool
 }
@@ -448,8 +449,15 @@ func (p *SynProber) Start(t check.Target, timeout time.Duration, done func(check
 // Queue is Start without the send: the SYN leaves at the next Flush,
 // with the others queued since the last. The timeout runs from Queue.
 func (p *SynProber) Queue(t check.Target, timeout time.Duration, done func(check.Result)) (cancel func()) {
+	return p.queue(t, timeout, done, nil)
+}
+
+// queue is Queue with the caller's cache of the route to t (a
+// SynChecker's, guarded by p.mu): no lookup in the prober's table of
+// every destination for each probe.
+func (p *SynProber) queue(t check.Target, timeout time.Duration, done func(check.Result), cache *route) (cancel func()) {
 	a := t.Addr.Addr().Unmap().WithZone("")
-	o := &synOp{probe: probe{target: t, timeout: timeout, done: done, idx: -1}, remote: netip.AddrPortFrom(a, t.Addr.Port())}
+	o := &synOp{probe: probe{target: t, timeout: timeout, done: done, idx: -1}, remote: netip.AddrPortFrom(a, t.Addr.Port()), cache: cache}
 	p.mu.Lock()
 	p.admitLocked(o, len(p.ops) < p.max, p.launchLocked)
 	p.mu.Unlock()
@@ -492,13 +500,20 @@ func (p *SynProber) launchLocked(o *synOp) {
 			break
 		}
 	}
-	rt, err := p.routeLocked(o.remote.Addr(), o.target.BindTo, o.deadline-int64(o.timeout))
-	if err != nil {
-		o.res = o.failed(check.ErrText(err))
-		p.readyLocked(o)
-		return
+	if now := o.deadline - int64(o.timeout); o.cache != nil && o.cache.expires > now {
+		o.rt = *o.cache
+	} else {
+		rt, err := p.routeLocked(o.remote.Addr(), o.target.BindTo, now)
+		if err != nil {
+			o.res = o.failed(check.ErrText(err))
+			p.readyLocked(o)
+			return
+		}
+		o.rt = rt
+		if o.cache != nil {
+			*o.cache = rt
+		}
 	}
-	o.rt = rt
 	if z := o.target.Addr.Addr().Zone(); z != "" {
 		o.scope = zoneIndex(z)
 	}
@@ -671,6 +686,9 @@ func (p *SynProber) timedOutLocked(o *synOp) bool {
 		return false
 	}
 	delete(p.routes, o.remote.Addr().As16())
+	if o.cache != nil {
+		*o.cache = route{}
+	}
 	if o.target.BindTo.IsValid() {
 		delete(p.bound, o.target.BindTo.Unmap())
 	}

@@ -69,6 +69,8 @@ func (c *Checker) dial(ctx context.Context, start time.Time) check.Result {
 type SynChecker struct {
 	Target check.Target
 	Prober *SynProber
+
+	rt route // the source address of its SYNs (Prober.mu)
 }
 
 // NewSyn returns a half-open probe of t on p, or the connect probe when p
@@ -85,7 +87,7 @@ func NewSyn(p *SynProber, t check.Target) check.Starter {
 // done gets its result from the prober's goroutine, never from within
 // Start.
 func (c *SynChecker) Start(timeout time.Duration, done func(check.Result)) (cancel func()) {
-	return c.Prober.Queue(c.Target, timeout, done)
+	return c.Prober.queue(c.Target, timeout, done, &c.rt)
 }
 
 // Flusher is the shared prober: one Flush sends every probe queued.
