@@ -120,6 +120,7 @@ type Runner struct {
 	queue    schedule
 	seq      uint64
 	tm       clock.Timer
+	hard     deadlines // the Runner's own deadline of each probe in flight
 	armed    bool
 	armedAt  time.Time
 	events   []Event
@@ -157,7 +158,6 @@ type checkState struct {
 	inflight bool
 	started  time.Time
 	cancel   context.CancelFunc
-	hard     clock.Timer // the Runner's own deadline of the probe in flight, reused
 }
 
 // NewRunner returns a Runner; it starts nothing until Start or Run.
@@ -362,17 +362,20 @@ func (r *Runner) enqueueLocked(c *checkState, due time.Time) {
 	r.queue.push(c)
 }
 
-// armLocked points the one timer at the head of the schedule. A timer set
-// for earlier than the head is left alone: fire re-arms it.
+// armLocked points the one timer at the head of the schedule or the
+// earliest deadline of a probe in flight. A timer set for earlier is left
+// alone: fire re-arms it.
 func (r *Runner) armLocked() {
 	if !r.running {
 		return
 	}
-	h := r.queue.head()
-	if h == nil {
+	head, ok := r.hard.next()
+	if h := r.queue.head(); h != nil && (!ok || h.due.Before(head)) {
+		head, ok = h.due, true
+	}
+	if !ok {
 		return
 	}
-	head := h.due
 	if r.armed && !head.Before(r.armedAt) {
 		return
 	}
@@ -394,6 +397,7 @@ func (r *Runner) fire() {
 	}
 	r.armed = false
 	now := r.clk.Now()
+	r.hard.expire(now, r.expireLocked)
 	var due []func()
 	var flush []Flusher
 	until := now.Add(r.cfg.Slack)
@@ -408,7 +412,11 @@ func (r *Runner) fire() {
 		// an Add after Stop's Wait began would race it.
 		r.probes.Add(len(due))
 	}
+	events := len(r.events) > 0
 	r.mu.Unlock()
+	if events {
+		r.emit()
+	}
 	// After the unlock: on loopback a flush runs the real servers' half
 	// of the handshakes too, and the answers' callbacks need the lock.
 	for _, f := range flush {
@@ -434,11 +442,7 @@ func (r *Runner) launchLocked(c *checkState, now time.Time, flush *[]Flusher) fu
 	c.gen++
 	gen, due := c.gen, c.due
 	c.inflight, c.started = true, now
-	if c.hard == nil {
-		c.hard = r.clk.AfterFunc(c.spec.Timeout+r.cfg.Grace, func() { r.expire(c) })
-	} else {
-		c.hard.Reset(c.spec.Timeout + r.cfg.Grace)
-	}
+	r.hard.push(c.spec.Timeout+r.cfg.Grace, expiry{at: now.Add(c.spec.Timeout + r.cfg.Grace), c: c, gen: gen})
 	if st, ok := c.spec.Checker.(Starter); ok && r.cfg.Go == nil {
 		// Started here, under the lock: Start never calls back before
 		// it returns, and costs no goroutine.
@@ -493,7 +497,6 @@ func (r *Runner) abortLocked(c *checkState) {
 	}
 	c.inflight = false
 	c.cancel()
-	c.hard.Stop()
 }
 
 // complete applies the result of c's probe gen. A Starter's probe has
@@ -508,7 +511,6 @@ func (r *Runner) complete(c *checkState, gen uint64, res Result, cancel bool) {
 	if cancel {
 		c.cancel()
 	}
-	c.hard.Stop()
 	r.applyLocked(c, res)
 	events := len(r.events) > 0
 	r.mu.Unlock()
@@ -517,20 +519,12 @@ func (r *Runner) complete(c *checkState, gen uint64, res Result, cancel bool) {
 	}
 }
 
-// expire counts a probe that outlived its Timeout and Grace as failed.
-// The timer is c's for every probe: a call late for an earlier probe
-// finds the one in flight not yet due.
-func (r *Runner) expire(c *checkState) {
-	r.mu.Lock()
-	if !c.inflight || r.clk.Now().Before(c.started.Add(c.spec.Timeout+r.cfg.Grace)) {
-		r.mu.Unlock()
-		return
-	}
+// expireLocked counts c's probe in flight, which outlived its Timeout
+// and Grace, as failed.
+func (r *Runner) expireLocked(c *checkState) {
 	c.inflight = false
 	c.cancel()
 	r.applyLocked(c, Result{Reason: fmt.Sprintf("timeout after %v", c.spec.Timeout), Duration: c.spec.Timeout + r.cfg.Grace})
-	r.mu.Unlock()
-	r.emit()
 }
 
 // applyLocked is the one place a probe result changes state: the

@@ -142,3 +142,82 @@ func (s *schedule) down(i int) {
 	}
 	s.e[i] = e
 }
+
+// deadlines are the Runner's own deadlines of the probes in flight
+// (Timeout + Grace after each start), a FIFO per distinct length: a probe
+// started later with the same length ends later, so each FIFO is in
+// order without sorting, and a push or pop costs O(1) — no timer per
+// probe. An entry whose probe ended (or was restarted: gen) is dead, and
+// dropped when it reaches its FIFO's head.
+type deadlines struct {
+	fifos []*fifo
+}
+
+type expiry struct {
+	at  time.Time
+	c   *checkState
+	gen uint64
+}
+
+func (e expiry) dead() bool { return !e.c.inflight || e.c.gen != e.gen }
+
+type fifo struct {
+	d    time.Duration
+	e    []expiry
+	head int
+}
+
+func (q *fifo) pop() {
+	q.e[q.head] = expiry{}
+	q.head++
+	if q.head == len(q.e) {
+		q.e, q.head = q.e[:0], 0
+	} else if q.head >= 1024 && q.head > len(q.e)/2 {
+		n := copy(q.e, q.e[q.head:])
+		clear(q.e[n:])
+		q.e, q.head = q.e[:n], 0
+	}
+}
+
+// dropDead pops the dead entries at the head.
+func (q *fifo) dropDead() {
+	for q.head < len(q.e) && q.e[q.head].dead() {
+		q.pop()
+	}
+}
+
+// push adds e, of length d (e.at is its start + d).
+func (h *deadlines) push(d time.Duration, e expiry) {
+	for _, q := range h.fifos {
+		if q.d == d {
+			q.e = append(q.e, e)
+			return
+		}
+	}
+	h.fifos = append(h.fifos, &fifo{d: d, e: []expiry{e}})
+}
+
+// expire calls f for each live probe whose deadline is not after now, in
+// the order of their deadlines within each length.
+func (h *deadlines) expire(now time.Time, f func(*checkState)) {
+	for _, q := range h.fifos {
+		for q.dropDead(); q.head < len(q.e) && !q.e[q.head].at.After(now); q.dropDead() {
+			c := q.e[q.head].c
+			q.pop()
+			f(c)
+		}
+	}
+}
+
+// next is the earliest deadline of a probe in flight.
+func (h *deadlines) next() (time.Time, bool) {
+	var at time.Time
+	ok := false
+	for _, q := range h.fifos {
+		q.dropDead()
+		if q.head < len(q.e) && (!ok || q.e[q.head].at.Before(at)) {
+			at, ok = q.e[q.head].at, true
+		}
+	}
+	return at, ok
+}

@@ -4,12 +4,17 @@ import (
 	"encoding/binary"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"os"
 	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/keepvs/keepvs/internal/check"
 )
 
 // TestKernelFloor measures what the kernel alone charges a checker per
@@ -22,6 +27,9 @@ import (
 //     any TCP_CHECK (keepalived's or keepvs's) does;
 //   - SYN only (root): one raw SYN, the listener's SYN-ACK read back, the
 //     kernel's RST — the least a TCP probe can cost.
+//
+// Then the SYN probe through the SynProber, in batches: the prober's
+// cost on top of the kernel's.
 //
 // It puts the "10,000 checks a second under 10% of a core" in
 // numbers on this machine: KEEPVS_CHECKBENCH=1 go test -run TestKernelFloor -v ./internal/check/tcp/
@@ -102,6 +110,36 @@ func TestKernelFloor(t *testing.T) {
 		t.Fatalf("SYN only: %d SYN-ACKs for %d SYNs", got, n)
 	}
 	t.Logf("SYN only:      %v CPU per probe -> %.0f%% of a core at 10,000 probes/s", per, 100*per.Seconds()*10000)
+
+	// The same probes through the SynProber, 100 queued per Flush (as the
+	// Runner's tick queues them): the prober's own cost on top of the
+	// kernel's, no Runner. Process CPU (the reader runs on its own
+	// goroutine), so the machine should be otherwise quiet.
+	p := testSynProber(t, true)
+	var wg sync.WaitGroup
+	var ok atomic.Int64
+	var r0, r1 unix.Rusage
+	unix.Getrusage(unix.RUSAGE_SELF, &r0)
+	for range n / 100 {
+		wg.Add(100)
+		for k := range 100 {
+			tg := check.Target{Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 1, 0, byte(1 + k)}), uint16(port))}
+			p.Queue(tg, time.Second, func(r check.Result) {
+				if r.OK {
+					ok.Add(1)
+				}
+				wg.Done()
+			})
+		}
+		p.Flush()
+		wg.Wait()
+	}
+	unix.Getrusage(unix.RUSAGE_SELF, &r1)
+	if ok.Load() < n*9/10 {
+		t.Fatalf("SynProber: %d up of %d probes", ok.Load(), n)
+	}
+	per = time.Duration(r1.Utime.Nano()+r1.Stime.Nano()-r0.Utime.Nano()-r0.Stime.Nano()) / n
+	t.Logf("SynProber:     %v CPU per probe -> %.0f%% of a core at 10,000 probes/s (batches of 100)", per, 100*per.Seconds()*10000)
 }
 
 // measure runs probe n times and returns the calling thread's CPU per run.

@@ -54,8 +54,9 @@ type SynProber struct {
 	max    int
 	next   int // the pool's next port, round robin
 	closed bool
-	routes map[[16]byte]route   // source address by destination (As16)
-	bound  map[netip.Addr]route // bindto addresses found local
+	routes map[[16]byte]route    // source address by destination (As16)
+	bound  map[netip.Addr]route  // bindto addresses found local
+	oobs   map[netip.Addr][]byte // IP_PKTINFO by source address
 
 	pending []*synOp // launched, their SYNs not sent yet (Flush sends them)
 	live    []*synOp // flushLocked's batch
@@ -120,7 +121,7 @@ func OpenSynProber(opt SynOptions) (*SynProber, error) {
 		opt.MaxInFlight = 65536
 	}
 	p := &SynProber{fd4: -1, fd6: -1, udp4: -1, udp6: -1, core: core[*synOp]{evfd: -1, kick: make(chan struct{}, 1)}, max: opt.MaxInFlight,
-		ops: map[synKey]*synOp{}, routes: map[[16]byte]route{}, bound: map[netip.Addr]route{}, tx: newBatch(ip4Len + synLen), rx: newBatch(replyKeep)}
+		ops: map[synKey]*synOp{}, routes: map[[16]byte]route{}, bound: map[netip.Addr]route{}, oobs: map[netip.Addr][]byte{}, tx: newBatch(ip4Len + synLen), rx: newBatch(replyKeep)}
 	if err := p.open(opt.Ports); err != nil {
 		p.closeFDs()
 		return nil, err
@@ -585,7 +586,7 @@ func (p *SynProber) routeLocked(dst, bindTo netip.Addr, now int64) (route, error
 		if err := isLocal(bindTo); err != nil {
 			return route{}, err
 		}
-		r := route{src: bindTo, oob: pktinfo(bindTo), expires: now + int64(routeTTL)}
+		r := route{src: bindTo, oob: p.pktinfoLocked(bindTo), expires: now + int64(routeTTL)}
 		p.bound[bindTo] = r
 		return r, nil
 	}
@@ -620,7 +621,7 @@ func (p *SynProber) routeLocked(dst, bindTo netip.Addr, now int64) (route, error
 	case *unix.SockaddrInet6:
 		src = netip.AddrFrom16(l.Addr)
 	}
-	r := route{src: src, oob: pktinfo(src), expires: now + int64(routeTTL)}
+	r := route{src: src, oob: p.pktinfoLocked(src), expires: now + int64(routeTTL)}
 	p.routes[dst.As16()] = r
 	return r, nil
 }
@@ -638,6 +639,18 @@ func isLocal(a netip.Addr) error {
 	}
 	defer unix.Close(fd)
 	return unix.Bind(fd, sa)
+}
+
+// pktinfoLocked is the control message setting src, one per source
+// address for every route: the kernel reads it for every SYN, and 10,000
+// copies of the same bytes would be 10,000 cache misses.
+func (p *SynProber) pktinfoLocked(src netip.Addr) []byte {
+	if b, ok := p.oobs[src]; ok {
+		return b
+	}
+	b := pktinfo(src)
+	p.oobs[src] = b
+	return b
 }
 
 func pktinfo(src netip.Addr) []byte {
