@@ -86,7 +86,7 @@ func newPoller(max int) (*poller, error) {
 // from the poller's goroutine. cancel drops the probe; done is then not
 // called (or its call is already under way and its result is stale).
 func (p *poller) start(t check.Target, timeout time.Duration, done func(check.Result)) (cancel func()) {
-	o := &op{probe: probe{target: t, timeout: timeout, done: done, idx: -1}, fd: -1}
+	o := &op{probe: probe{target: t, timeout: timeout, done: done}, fd: -1}
 	p.mu.Lock()
 	p.admitLocked(o, len(p.ops) < p.max, p.launchLocked)
 	p.mu.Unlock()
@@ -117,7 +117,6 @@ func (p *poller) launchLocked(o *op) {
 		return
 	}
 	p.ops[o.fd] = o
-	p.armLocked(o)
 }
 
 func (p *poller) cancel(o *op) {
@@ -140,7 +139,7 @@ func (p *poller) dropLocked(o *op) bool {
 
 // launchQueuedLocked starts waiting probes while there is room.
 func (p *poller) launchQueuedLocked() {
-	p.queued.launch(&p.timers, func() bool { return len(p.ops) < p.max }, p.launchLocked)
+	p.queued.launch(func() bool { return len(p.ops) < p.max }, p.launchLocked)
 }
 
 // loop waits for connects to finish and deadlines to pass, and delivers
@@ -153,12 +152,12 @@ func (p *poller) loop() {
 		p.mu.Lock()
 		wait := -1
 		p.waitTill = -1
-		if len(p.timers) > 0 {
-			d := p.timers[0].deadline - mono()
+		if at, ok := p.timers.next(); ok {
+			d := at - mono()
 			// Round up to the millisecond, so a wake-up finds the
 			// deadline passed.
 			wait = int(max((d+int64(time.Millisecond)-1)/int64(time.Millisecond), 0))
-			p.waitTill = p.timers[0].deadline
+			p.waitTill = at
 		}
 		p.mu.Unlock()
 		n, err := unix.EpollWait(p.epfd, events, wait)
@@ -181,7 +180,6 @@ func (p *poller) loop() {
 				continue // canceled, its fd maybe reused
 			}
 			delete(p.ops, ev.Fd)
-			p.timers.drop(o)
 			errno, gerr := unix.GetsockoptInt(int(o.fd), unix.SOL_SOCKET, unix.SO_ERROR)
 			unix.Close(int(o.fd))
 			o.fd = -1

@@ -170,12 +170,12 @@ func checkCancel(t *testing.T, start func(check.Target, time.Duration, func(chec
 }
 
 // checkEmpty checks, under the prober's lock, that it holds no probe in
-// flight and no deadline.
+// flight and no live deadline.
 func checkEmpty[K comparable, V any, O prober](t *testing.T, mu *sync.Mutex, ops *map[K]V, timers *deadlines[O]) {
 	t.Helper()
 	mu.Lock()
 	defer mu.Unlock()
-	if len(*ops) != 0 || len(*timers) != 0 {
-		t.Errorf("prober still holds %d probes, %d deadlines", len(*ops), len(*timers))
+	if _, live := timers.next(); len(*ops) != 0 || live {
+		t.Errorf("prober still holds %d probes (a live deadline: %v)", len(*ops), live)
 	}
 }

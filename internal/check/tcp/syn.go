@@ -350,8 +350,8 @@ func (p *SynProber) Run(ctx context.Context) error {
 		p.launchQueuedLocked()
 		p.flushLocked()
 		p.waitTill = now + int64(idleWait)
-		if len(p.timers) > 0 {
-			p.waitTill = min(p.waitTill, p.timers[0].deadline)
+		if at, ok := p.timers.next(); ok {
+			p.waitTill = min(p.waitTill, at)
 		}
 		wait := time.Duration(p.waitTill - now)
 		out, dones = deliver(&p.mu, out, dones)
@@ -433,7 +433,6 @@ func (p *SynProber) answerLocked(r reply, now time.Time, out []*synOp) []*synOp 
 	}
 	delete(p.ops, o.key)
 	o.inflight = false
-	p.timers.drop(o)
 	o.finished = true
 	return append(out, o)
 }
@@ -458,7 +457,7 @@ func (p *SynProber) Queue(t check.Target, timeout time.Duration, done func(check
 // every destination for each probe.
 func (p *SynProber) queue(t check.Target, timeout time.Duration, done func(check.Result), cache *route) (cancel func()) {
 	a := t.Addr.Addr().Unmap().WithZone("")
-	o := &synOp{probe: probe{target: t, timeout: timeout, done: done, idx: -1}, remote: netip.AddrPortFrom(a, t.Addr.Port()), cache: cache}
+	o := &synOp{probe: probe{target: t, timeout: timeout, done: done}, remote: netip.AddrPortFrom(a, t.Addr.Port()), cache: cache}
 	p.mu.Lock()
 	p.admitLocked(o, len(p.ops) < p.max, p.launchLocked)
 	p.mu.Unlock()
@@ -521,7 +520,6 @@ func (p *SynProber) launchLocked(o *synOp) {
 	o.isn = rand.Uint32()
 	o.inflight = true
 	p.ops[o.key] = o
-	p.armLocked(o)
 	p.pending = append(p.pending, o)
 }
 
@@ -710,7 +708,7 @@ func (p *SynProber) timedOutLocked(o *synOp) bool {
 
 // launchQueuedLocked starts waiting probes while there is room.
 func (p *SynProber) launchQueuedLocked() {
-	p.queued.launch(&p.timers, func() bool { return len(p.ops) < p.max }, p.launchLocked)
+	p.queued.launch(func() bool { return len(p.ops) < p.max }, p.launchLocked)
 }
 
 // Close releases the sockets and the reserved ports. Run must have
