@@ -2,21 +2,53 @@ package check
 
 import "time"
 
-// schedule is the min-heap of checkers waiting for their next probe, by due
+// schedule is the queue of checkers waiting for their next probe, by due
 // time then by the order they were queued in. One clock timer, armed for
 // its head, serves every checker of the Runner.
 //
-// It is built for 10,000 checkers probing every second: a 4-ary heap of
-// entries that carry their sort key inline (the due time as nanoseconds
-// since the schedule's epoch, and the queue order), so sifting reads no
-// checkState; and removal is lazy — a removed checker is only marked, and
-// its entry dropped when it reaches the top — so sifting writes no
-// checkState either (a heap index kept in each checker cost a cache miss
-// per swap: a third of the Runner's CPU at 10,000 probes a second).
+// It is built for 10,000 checkers probing every second, where a heap's
+// sifts were cache misses a pop (each checker's turn comes once a second,
+// long after its entries left the cache). A checker is queued again at
+// the end of its probe plus its delay_loop (or delay_before_retry): for
+// one delay, in the order probes end — an ordered stream. So entries go
+// to runs, FIFOs each in order, appended at the tail that fits best
+// (patience sorting: each delay settles into its own run) and taken from
+// the least head; only an entry no run can take (a random warmup, a probe
+// timed from its start) goes to a 4-ary heap. In a steady state pops and
+// pushes are sequential reads and appends, O(runs).
+//
+// Entries carry their sort key inline (the due time as nanoseconds since
+// the schedule's epoch, and the queue order), so ordering reads no
+// checkState; removal is lazy — a removed or re-queued checker's entry is
+// dead (its seq no longer the checker's) and dropped when it surfaces.
 type schedule struct {
 	epoch time.Time // the first due time pushed: keys count from it
-	e     []entry
-	stale int // entries of removed or re-queued checkers still in e
+	runs  []*run
+	heap  []entry
+	stale int // dead entries still held
+}
+
+// maxRuns bounds the runs: one per distinct delay in use, and a few for
+// the streams that interleave while the warmup's random order settles.
+const maxRuns = 8
+
+type run struct {
+	e    []entry
+	head int
+}
+
+func (r *run) empty() bool { return r.head == len(r.e) }
+
+func (r *run) popHead() {
+	r.e[r.head] = entry{}
+	r.head++
+	if r.head == len(r.e) {
+		r.e, r.head = r.e[:0], 0
+	} else if r.head >= 1024 && r.head > len(r.e)/2 {
+		n := copy(r.e, r.e[r.head:])
+		clear(r.e[n:])
+		r.e, r.head = r.e[:n], 0
+	}
 }
 
 type entry struct {
@@ -36,7 +68,7 @@ func (a entry) live() bool { return a.c.queued && a.c.seq == a.seq }
 
 // push queues c for c.due, after every checker already queued for the
 // same time (c.seq, which the caller set afresh). An entry c had in the
-// schedule goes stale.
+// schedule goes dead.
 func (s *schedule) push(c *checkState) {
 	if s.epoch.IsZero() {
 		s.epoch = c.due
@@ -45,8 +77,31 @@ func (s *schedule) push(c *checkState) {
 		s.stale++
 	}
 	c.queued = true
-	s.e = append(s.e, entry{at: int64(c.due.Sub(s.epoch)), seq: c.seq, c: c})
-	s.up(len(s.e) - 1)
+	e := entry{at: int64(c.due.Sub(s.epoch)), seq: c.seq, c: c}
+	// The run whose tail is the latest not after e; else an empty one.
+	var best, spare *run
+	for _, r := range s.runs {
+		if r.empty() {
+			if spare == nil {
+				spare = r
+			}
+			continue
+		}
+		if t := r.e[len(r.e)-1]; !e.less(t) && (best == nil || best.e[len(best.e)-1].less(t)) {
+			best = r
+		}
+	}
+	switch {
+	case best != nil:
+		best.e = append(best.e, e)
+	case spare != nil:
+		spare.e = append(spare.e, e)
+	case len(s.runs) < maxRuns:
+		s.runs = append(s.runs, &run{e: []entry{e}})
+	default:
+		s.heap = append(s.heap, e)
+		s.up(len(s.heap) - 1)
+	}
 }
 
 // remove takes c off the schedule, if it is there.
@@ -56,73 +111,117 @@ func (s *schedule) remove(c *checkState) {
 	}
 	c.queued = false
 	s.stale++
-	if s.stale > 1024 && s.stale > len(s.e)/2 {
+	if s.stale > 1024 && s.stale > s.size()/2 {
 		s.compact()
 	}
 }
 
+func (s *schedule) size() int {
+	n := len(s.heap)
+	for _, r := range s.runs {
+		n += len(r.e) - r.head
+	}
+	return n
+}
+
+// top finds the first live entry, dropping the dead ones before it: the
+// run it heads, or nil for the heap's top.
+func (s *schedule) top() (entry, *run, bool) {
+	var best entry
+	var from *run
+	ok := false
+	for _, r := range s.runs {
+		for !r.empty() && !r.e[r.head].live() {
+			s.stale--
+			r.popHead()
+		}
+		if !r.empty() && (!ok || r.e[r.head].less(best)) {
+			best, from, ok = r.e[r.head], r, true
+		}
+	}
+	for len(s.heap) > 0 && !s.heap[0].live() {
+		s.stale--
+		s.popHeap()
+	}
+	if len(s.heap) > 0 && (!ok || s.heap[0].less(best)) {
+		best, from, ok = s.heap[0], nil, true
+	}
+	return best, from, ok
+}
+
 // head is the checker due first, nil when none is queued.
 func (s *schedule) head() *checkState {
-	for len(s.e) > 0 {
-		if s.e[0].live() {
-			return s.e[0].c
-		}
-		s.stale--
-		s.popTop()
+	e, _, ok := s.top()
+	if !ok {
+		return nil
 	}
-	return nil
+	return e.c
 }
 
-// pop takes the checker due first off the schedule; head must have
-// returned it.
+// pop takes the checker due first off the schedule; there must be one.
 func (s *schedule) pop() *checkState {
-	c := s.head()
-	c.queued = false
-	s.popTop()
-	return c
+	e, from, _ := s.top()
+	e.c.queued = false
+	if from != nil {
+		from.popHead()
+	} else {
+		s.popHeap()
+	}
+	return e.c
 }
 
-func (s *schedule) popTop() {
-	n := len(s.e) - 1
-	s.e[0] = s.e[n]
-	s.e[n] = entry{}
-	s.e = s.e[:n]
+func (s *schedule) popHeap() {
+	n := len(s.heap) - 1
+	s.heap[0] = s.heap[n]
+	s.heap[n] = entry{}
+	s.heap = s.heap[:n]
 	if n > 0 {
 		s.down(0)
 	}
 }
 
-// compact drops the stale entries and heapifies the rest.
+// compact drops the dead entries: runs stay in order, the heap is made
+// again.
 func (s *schedule) compact() {
-	live := s.e[:0]
-	for _, e := range s.e {
+	for _, r := range s.runs {
+		live := r.e[:0]
+		for _, e := range r.e[r.head:] {
+			if e.live() {
+				live = append(live, e)
+			}
+		}
+		clear(r.e[len(live):])
+		r.e, r.head = live, 0
+	}
+	live := s.heap[:0]
+	for _, e := range s.heap {
 		if e.live() {
 			live = append(live, e)
 		}
 	}
-	clear(s.e[len(live):])
-	s.e, s.stale = live, 0
-	for i := (len(s.e) - 2) / 4; i >= 0; i-- {
+	clear(s.heap[len(live):])
+	s.heap, s.stale = live, 0
+	for i := (len(s.heap) - 2) / 4; i >= 0 && len(s.heap) > 1; i-- {
 		s.down(i)
 	}
 }
 
 func (s *schedule) up(i int) {
-	e := s.e[i]
+	e := s.heap[i]
 	for i > 0 {
 		p := (i - 1) / 4
-		if !e.less(s.e[p]) {
+		if !e.less(s.heap[p]) {
 			break
 		}
-		s.e[i] = s.e[p]
+		s.heap[i] = s.heap[p]
 		i = p
 	}
-	s.e[i] = e
+	s.heap[i] = e
 }
 
 func (s *schedule) down(i int) {
-	n := len(s.e)
-	e := s.e[i]
+	n := len(s.heap)
+	e := s.heap[i]
 	for {
 		first := 4*i + 1
 		if first >= n {
@@ -130,17 +229,17 @@ func (s *schedule) down(i int) {
 		}
 		m := first
 		for k := first + 1; k < first+4 && k < n; k++ {
-			if s.e[k].less(s.e[m]) {
+			if s.heap[k].less(s.heap[m]) {
 				m = k
 			}
 		}
-		if !s.e[m].less(e) {
+		if !s.heap[m].less(e) {
 			break
 		}
-		s.e[i] = s.e[m]
+		s.heap[i] = s.heap[m]
 		i = m
 	}
-	s.e[i] = e
+	s.heap[i] = e
 }
 
 // deadlines are the Runner's own deadlines of the probes in flight

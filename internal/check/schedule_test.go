@@ -58,14 +58,26 @@ func TestScheduleOrder(t *testing.T) {
 		for _, c := range ref[:len(ref)/2] {
 			queue(c)
 		}
+		all := append([]entry(nil), s.heap...)
+		for _, r := range s.runs {
+			all = append(all, r.e[r.head:]...)
+		}
 		live := 0
-		for _, e := range s.e {
+		for _, e := range all {
 			if e.live() {
 				live++
 			}
 		}
-		if live != len(want) || len(s.e)-live != s.stale {
-			t.Fatalf("round %d: %d live entries for %d queued, %d stale counted of %d", round, live, len(want), s.stale, len(s.e)-live)
+		if live != len(want) || len(all)-live != s.stale {
+			t.Fatalf("round %d: %d live entries for %d queued, %d stale counted of %d", round, live, len(want), s.stale, len(all)-live)
+		}
+	}
+	// Removing nearly all compacts (runs and an empty heap included).
+	n := 0
+	for c := range want {
+		if n++; n > 10 {
+			s.remove(c)
+			delete(want, c)
 		}
 	}
 	for len(want) > 0 {
@@ -77,5 +89,57 @@ func TestScheduleOrder(t *testing.T) {
 	}
 	if s.head() != nil {
 		t.Fatal("schedule not empty at the end")
+	}
+}
+
+// TestScheduleStreams: as in the Runner, checkers due in a 10 ms tick
+// are popped together and queued again as their probes end (in the order
+// they end), each one of three delays after its end, after a random start
+// (a warmup): pops come in order, and once the start has passed every
+// entry is in a run, none in the heap.
+func TestScheduleStreams(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	base := time.Unix(1000, 0)
+	delays := []time.Duration{time.Second, 2 * time.Second, 300 * time.Millisecond}
+	var s schedule
+	var seq uint64
+	delay := map[*checkState]time.Duration{}
+	for i := range 3000 {
+		c := &checkState{}
+		delay[c] = delays[i%len(delays)]
+		seq++
+		c.due, c.seq = base.Add(time.Duration(rng.Int64N(int64(time.Second)))), seq
+		s.push(c)
+	}
+	type end struct {
+		at time.Time
+		c  *checkState
+	}
+	var last entry
+	popped := 0
+	for tick := base; tick.Before(base.Add(20 * time.Second)); tick = tick.Add(10 * time.Millisecond) {
+		var ends []end
+		for h := s.head(); h != nil && !h.due.After(tick); h = s.head() {
+			e, _, _ := s.top()
+			if popped > 0 && e.less(last) {
+				t.Fatalf("pop %d out of order: %+v after %+v", popped, e, last)
+			}
+			last = e
+			popped++
+			c := s.pop()
+			ends = append(ends, end{tick.Add(time.Duration(rng.IntN(5000)) * time.Microsecond), c})
+		}
+		slices.SortFunc(ends, func(a, b end) int { return a.at.Compare(b.at) })
+		for _, e := range ends {
+			seq++
+			e.c.due, e.c.seq = e.at.Add(delay[e.c]), seq
+			s.push(e.c)
+		}
+		if tick.After(base.Add(3*time.Second)) && len(s.heap) > 0 {
+			t.Fatalf("%v: %d entries in the heap in a steady state", tick.Sub(base), len(s.heap))
+		}
+	}
+	if popped < 30000 {
+		t.Fatalf("only %d pops", popped)
 	}
 }
