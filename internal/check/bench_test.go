@@ -74,6 +74,7 @@ func rssKB() int {
 // share of one core, memory, and probes started 100ms or more late.
 //
 //	KEEPVS_CHECKBENCH=1 go test -run TestRunner10k -v ./internal/check/
+//	KEEPVS_CHECKBENCH=1 KEEPVS_CHECKBENCH_SYN=1 go test -run TestRunner10k -v ./internal/check/  # half-open, as root
 func TestRunner10k(t *testing.T) {
 	if os.Getenv("KEEPVS_CHECKBENCH") == "" {
 		t.Skip("set KEEPVS_CHECKBENCH=1 to run the 10k-real-server benchmark (~25s)")
@@ -120,22 +121,37 @@ func TestRunner10k(t *testing.T) {
 
 	var downs atomic.Int64
 	var slow [4]atomic.Int64
-	r := check.NewRunner(check.Config{
-		Clock: clock.Real{},
-		Grace: check.DefaultGrace,
-		OnEvent: func(e check.Event) {
-			if !e.Up {
-				if downs.Add(1) <= 3 {
-					t.Logf("down: %s: %s", e.RealServer, e.Reason)
-				}
+	onEvent := func(e check.Event) {
+		if !e.Up {
+			if downs.Add(1) <= 3 {
+				t.Logf("down: %s: %s", e.RealServer, e.Reason)
 			}
-		},
-	})
+		}
+	}
+	r := check.NewRunner(check.Config{Clock: clock.Real{}, Grace: check.DefaultGrace, OnEvent: onEvent})
 	lo := netip.MustParseAddr("127.0.0.1")
+	var syn *tcp.SynProber
+	if os.Getenv("KEEPVS_CHECKBENCH_SYN") != "" {
+		// The daemon's --tcp-check=syn, with its slack: root only.
+		var err error
+		if syn, err = tcp.OpenSynProber(tcp.SynOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		sctx, stop := context.WithCancel(context.Background())
+		ran := make(chan struct{})
+		go func() { syn.Run(sctx); close(ran) }()
+		defer func() { stop(); <-ran; syn.Close() }()
+		r = check.NewRunner(check.Config{Clock: clock.Real{}, Grace: check.DefaultGrace, Slack: check.DefaultSlack, OnEvent: onEvent})
+	}
 	for i := range n {
-		p := tcp.New(check.Target{Addr: netip.AddrPortFrom(lo, ports[i%len(ports)])})
+		tg := check.Target{Addr: netip.AddrPortFrom(lo, ports[i%len(ports)])}
+		p := tcp.New(tg)
 		var c check.Checker = timedStarter{timed{p, &slow}, p}
-		if os.Getenv("KEEPVS_CHECKBENCH_GOROUTINES") != "" {
+		switch {
+		case syn != nil:
+			b := tcp.NewSyn(syn, tg).(check.Batcher)
+			c = timedBatcher{timedStarter{timed{b, &slow}, b}, b}
+		case os.Getenv("KEEPVS_CHECKBENCH_GOROUTINES") != "":
 			c = timed{p, &slow} // a goroutine per probe, as before the poller
 		}
 		if _, err := r.Add(check.RealServer{ID: fmt.Sprint("rs", i), Weight: 1, Checks: []check.Spec{{
@@ -198,6 +214,14 @@ func (c timedStarter) Start(timeout time.Duration, done func(check.Result)) func
 		done(r)
 	})
 }
+
+// timedBatcher keeps a Batcher's way too: the Runner flushes its queue.
+type timedBatcher struct {
+	timedStarter
+	b check.Batcher
+}
+
+func (c timedBatcher) Flusher() check.Flusher { return c.b.Flusher() }
 
 func (c timed) count(d time.Duration) {
 	switch {
