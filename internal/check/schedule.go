@@ -1,6 +1,10 @@
 package check
 
-import "time"
+import (
+	"time"
+
+	"github.com/keepvs/keepvs/internal/fifo"
+)
 
 // schedule is the queue of checkers waiting for their next probe, by due
 // time then by the order they were queued in. One clock timer, armed for
@@ -23,7 +27,7 @@ import "time"
 // dead (its seq no longer the checker's) and dropped when it surfaces.
 type schedule struct {
 	epoch time.Time // the first due time pushed: keys count from it
-	runs  []*run
+	runs  []*fifo.Queue[entry]
 	heap  []entry
 	stale int // dead entries still held
 }
@@ -31,25 +35,6 @@ type schedule struct {
 // maxRuns bounds the runs: one per distinct delay in use, and a few for
 // the streams that interleave while the warmup's random order settles.
 const maxRuns = 8
-
-type run struct {
-	e    []entry
-	head int
-}
-
-func (r *run) empty() bool { return r.head == len(r.e) }
-
-func (r *run) popHead() {
-	r.e[r.head] = entry{}
-	r.head++
-	if r.head == len(r.e) {
-		r.e, r.head = r.e[:0], 0
-	} else if r.head >= 1024 && r.head > len(r.e)/2 {
-		n := copy(r.e, r.e[r.head:])
-		clear(r.e[n:])
-		r.e, r.head = r.e[:n], 0
-	}
-}
 
 type entry struct {
 	at  int64  // due - epoch, in ns
@@ -79,25 +64,27 @@ func (s *schedule) push(c *checkState) {
 	c.queued = true
 	e := entry{at: int64(c.due.Sub(s.epoch)), seq: c.seq, c: c}
 	// The run whose tail is the latest not after e; else an empty one.
-	var best, spare *run
+	var best, spare *fifo.Queue[entry]
 	for _, r := range s.runs {
-		if r.empty() {
+		if r.Len() == 0 {
 			if spare == nil {
 				spare = r
 			}
 			continue
 		}
-		if t := r.e[len(r.e)-1]; !e.less(t) && (best == nil || best.e[len(best.e)-1].less(t)) {
+		if t := r.Back(); !e.less(t) && (best == nil || best.Back().less(t)) {
 			best = r
 		}
 	}
 	switch {
 	case best != nil:
-		best.e = append(best.e, e)
+		best.Push(e)
 	case spare != nil:
-		spare.e = append(spare.e, e)
+		spare.Push(e)
 	case len(s.runs) < maxRuns:
-		s.runs = append(s.runs, &run{e: []entry{e}})
+		r := &fifo.Queue[entry]{}
+		r.Push(e)
+		s.runs = append(s.runs, r)
 	default:
 		s.heap = append(s.heap, e)
 		s.up(len(s.heap) - 1)
@@ -119,24 +106,24 @@ func (s *schedule) remove(c *checkState) {
 func (s *schedule) size() int {
 	n := len(s.heap)
 	for _, r := range s.runs {
-		n += len(r.e) - r.head
+		n += r.Len()
 	}
 	return n
 }
 
 // top finds the first live entry, dropping the dead ones before it: the
 // run it heads, or nil for the heap's top.
-func (s *schedule) top() (entry, *run, bool) {
+func (s *schedule) top() (entry, *fifo.Queue[entry], bool) {
 	var best entry
-	var from *run
+	var from *fifo.Queue[entry]
 	ok := false
 	for _, r := range s.runs {
-		for !r.empty() && !r.e[r.head].live() {
+		for r.Len() > 0 && !r.Front().live() {
 			s.stale--
-			r.popHead()
+			r.Pop()
 		}
-		if !r.empty() && (!ok || r.e[r.head].less(best)) {
-			best, from, ok = r.e[r.head], r, true
+		if r.Len() > 0 && (!ok || r.Front().less(best)) {
+			best, from, ok = r.Front(), r, true
 		}
 	}
 	for len(s.heap) > 0 && !s.heap[0].live() {
@@ -163,7 +150,7 @@ func (s *schedule) pop() *checkState {
 	e, from, _ := s.top()
 	e.c.queued = false
 	if from != nil {
-		from.popHead()
+		from.Pop()
 	} else {
 		s.popHeap()
 	}
@@ -184,14 +171,7 @@ func (s *schedule) popHeap() {
 // again.
 func (s *schedule) compact() {
 	for _, r := range s.runs {
-		live := r.e[:0]
-		for _, e := range r.e[r.head:] {
-			if e.live() {
-				live = append(live, e)
-			}
-		}
-		clear(r.e[len(live):])
-		r.e, r.head = live, 0
+		r.Keep(entry.live)
 	}
 	live := s.heap[:0]
 	for _, e := range s.heap {
@@ -249,7 +229,7 @@ func (s *schedule) down(i int) {
 // probe. An entry whose probe ended (or was restarted: gen) is dead, and
 // dropped when it reaches its FIFO's head.
 type deadlines struct {
-	fifos []*fifo
+	fifos []*lengthQueue
 }
 
 type expiry struct {
@@ -260,28 +240,15 @@ type expiry struct {
 
 func (e expiry) dead() bool { return !e.c.inflight || e.c.gen != e.gen }
 
-type fifo struct {
-	d    time.Duration
-	e    []expiry
-	head int
-}
-
-func (q *fifo) pop() {
-	q.e[q.head] = expiry{}
-	q.head++
-	if q.head == len(q.e) {
-		q.e, q.head = q.e[:0], 0
-	} else if q.head >= 1024 && q.head > len(q.e)/2 {
-		n := copy(q.e, q.e[q.head:])
-		clear(q.e[n:])
-		q.e, q.head = q.e[:n], 0
-	}
+type lengthQueue struct {
+	d time.Duration
+	fifo.Queue[expiry]
 }
 
 // dropDead pops the dead entries at the head.
-func (q *fifo) dropDead() {
-	for q.head < len(q.e) && q.e[q.head].dead() {
-		q.pop()
+func (q *lengthQueue) dropDead() {
+	for q.Len() > 0 && q.Front().dead() {
+		q.Pop()
 	}
 }
 
@@ -289,21 +256,21 @@ func (q *fifo) dropDead() {
 func (h *deadlines) push(d time.Duration, e expiry) {
 	for _, q := range h.fifos {
 		if q.d == d {
-			q.e = append(q.e, e)
+			q.Push(e)
 			return
 		}
 	}
-	h.fifos = append(h.fifos, &fifo{d: d, e: []expiry{e}})
+	q := &lengthQueue{d: d}
+	q.Push(e)
+	h.fifos = append(h.fifos, q)
 }
 
 // expire calls f for each live probe whose deadline is not after now, in
 // the order of their deadlines within each length.
 func (h *deadlines) expire(now time.Time, f func(*checkState)) {
 	for _, q := range h.fifos {
-		for q.dropDead(); q.head < len(q.e) && !q.e[q.head].at.After(now); q.dropDead() {
-			c := q.e[q.head].c
-			q.pop()
-			f(c)
+		for q.dropDead(); q.Len() > 0 && !q.Front().at.After(now); q.dropDead() {
+			f(q.Pop().c)
 		}
 	}
 }
@@ -314,8 +281,8 @@ func (h *deadlines) next() (time.Time, bool) {
 	ok := false
 	for _, q := range h.fifos {
 		q.dropDead()
-		if q.head < len(q.e) && (!ok || q.e[q.head].at.Before(at)) {
-			at, ok = q.e[q.head].at, true
+		if q.Len() > 0 && (!ok || q.Front().at.Before(at)) {
+			at, ok = q.Front().at, true
 		}
 	}
 	return at, ok

@@ -60,7 +60,7 @@ func TestScheduleOrder(t *testing.T) {
 		}
 		all := append([]entry(nil), s.heap...)
 		for _, r := range s.runs {
-			all = append(all, r.e[r.head:]...)
+			all = append(all, r.All()...)
 		}
 		live := 0
 		for _, e := range all {

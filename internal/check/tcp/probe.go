@@ -7,6 +7,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/keepvs/keepvs/internal/check"
+	"github.com/keepvs/keepvs/internal/fifo"
 )
 
 // probe is what both probers — the connect poller (poller.go) and the
@@ -134,33 +135,17 @@ func (c *core[O]) expireLocked(now int64, out []O, drop func(O) bool) []O {
 // prober's user time). A finished probe's entry is dead, and dropped when
 // it reaches its FIFO's head.
 type deadlines[O prober] struct {
-	fifos []*fifo[O]
+	fifos []*timeoutQueue[O]
 }
 
-type fifo[O prober] struct {
+type timeoutQueue[O prober] struct {
 	timeout time.Duration
-	e       []O
-	head    int
+	fifo.Queue[O]
 }
 
-func (q *fifo[O]) pop() O {
-	o := q.e[q.head]
-	var zero O
-	q.e[q.head] = zero
-	q.head++
-	if q.head == len(q.e) {
-		q.e, q.head = q.e[:0], 0
-	} else if q.head >= 1024 && q.head > len(q.e)/2 {
-		n := copy(q.e, q.e[q.head:])
-		clear(q.e[n:])
-		q.e, q.head = q.e[:n], 0
-	}
-	return o
-}
-
-func (q *fifo[O]) dropDead() {
-	for q.head < len(q.e) && q.e[q.head].base().finished {
-		q.pop()
+func (q *timeoutQueue[O]) dropDead() {
+	for q.Len() > 0 && q.Front().base().finished {
+		q.Pop()
 	}
 }
 
@@ -169,11 +154,13 @@ func (d *deadlines[O]) push(o O) {
 	t := o.base().timeout
 	for _, q := range d.fifos {
 		if q.timeout == t {
-			q.e = append(q.e, o)
+			q.Push(o)
 			return
 		}
 	}
-	d.fifos = append(d.fifos, &fifo[O]{timeout: t, e: []O{o}})
+	q := &timeoutQueue[O]{timeout: t}
+	q.Push(o)
+	d.fifos = append(d.fifos, q)
 }
 
 // next is the earliest deadline of a probe not finished.
@@ -182,8 +169,8 @@ func (d *deadlines[O]) next() (int64, bool) {
 	ok := false
 	for _, q := range d.fifos {
 		q.dropDead()
-		if q.head < len(q.e) {
-			if t := q.e[q.head].base().deadline; !ok || t < at {
+		if q.Len() > 0 {
+			if t := q.Front().base().deadline; !ok || t < at {
 				at, ok = t, true
 			}
 		}
@@ -195,8 +182,8 @@ func (d *deadlines[O]) next() (int64, bool) {
 // off its FIFO, calls f with it and appends it to out.
 func (d *deadlines[O]) expire(now int64, out []O, f func(O)) []O {
 	for _, q := range d.fifos {
-		for q.dropDead(); q.head < len(q.e) && q.e[q.head].base().deadline <= now; q.dropDead() {
-			o := q.pop()
+		for q.dropDead(); q.Len() > 0 && q.Front().base().deadline <= now; q.dropDead() {
+			o := q.Pop()
 			f(o)
 			out = append(out, o)
 		}
