@@ -26,6 +26,12 @@ func TestRuntimeRealServers(t *testing.T) {
 	if !strings.Contains(st, dead) || !strings.Contains(st, "DOWN") || !strings.Contains(st, "connection refused") {
 		t.Errorf("status does not show the added real server down:\n%s", st)
 	}
+	var probes, late uint64
+	if i := strings.Index(st, "checks: "); i < 0 {
+		t.Errorf("status has no checks line:\n%s", st)
+	} else if _, err := fmt.Sscanf(st[i:], "checks: %d probes started, %d of them", &probes, &late); err != nil || probes == 0 {
+		t.Errorf("status checks line %q: %d probes (%v), want some", strings.SplitN(st[i:], "\n", 2)[0], probes, err)
+	}
 
 	// Weight of a live one.
 	if code, _, stderr := runCmd(t, "keepvs", "rs", "weight", vs, live, "9"); code != 0 {

@@ -12,6 +12,7 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/keepvs/keepvs/internal/api"
 	"github.com/keepvs/keepvs/internal/check/build"
@@ -238,6 +239,12 @@ func serve(ctx context.Context, prog, path string, src []byte, copt conf.Options
 	apiDone := make(chan error, 1)
 	srv := api.NewServer(eng, log)
 	srv.Status = func() any { return eng.Status() }
+	if _, ok := eng.CheckStats(); ok {
+		srv.Checks = func() api.CheckStats {
+			st, _ := eng.CheckStats()
+			return api.CheckStats{Probes: st.Probes, Late: st.Late, MaxLateMS: float64(st.MaxLate) / float64(time.Millisecond)}
+		}
+	}
 	if sd, ok := dp.(ipvsadm.SyncDaemons); ok {
 		srv.SyncDaemons = sd
 	}

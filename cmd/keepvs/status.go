@@ -68,6 +68,9 @@ func runStatus(ctx context.Context, argv []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\n", vs, s.RS, state, s.Weight, since, s.Reason)
 	}
 	w.Flush()
+	if cs, err := c.Checks(ctx); err == nil {
+		fmt.Fprintf(stdout, "\nchecks: %d probes started, %d of them 100 ms or more late (the latest %.1f ms)\n", cs.Probes, cs.Late, cs.MaxLateMS)
+	}
 	if len(full.VRRP) > 0 {
 		fmt.Fprintln(stdout)
 		printVRRPStatus(stdout, full.VRRP)

@@ -91,6 +91,12 @@ func (c *Client) Status(ctx context.Context, v any) error {
 	return c.do(ctx, "GET", "/v1/status", nil, v)
 }
 
+// Checks is GET /v1/checks.
+func (c *Client) Checks(ctx context.Context) (CheckStats, error) {
+	var v CheckStats
+	return v, c.do(ctx, "GET", "/v1/checks", nil, &v)
+}
+
 // AddRealServer adds a real server (a keepalived real_server block) to a
 // configured virtual server, with its checks.
 func (c *Client) AddRealServer(ctx context.Context, vs, block string) error {

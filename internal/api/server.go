@@ -48,12 +48,24 @@ type Server struct {
 	// Status, when set, answers GET /v1/status (each real server's check
 	// state).
 	Status func() any
+	// Checks, when set, answers GET /v1/checks: the probes started and
+	// how late.
+	Checks func() CheckStats
 	// RealServers, when set, serves run-time real server changes.
 	RealServers RealServers
 	// SyncDaemons, when set, are the kernel's IPVS sync daemons, for
 	// ipvsadm's --start-daemon, --stop-daemon and --list --daemon.
 	// Without it there are none to list and none can start.
 	SyncDaemons ipvsadm.SyncDaemons
+}
+
+// CheckStats is GET /v1/checks: the probes the checks started since the
+// daemon started, those that started 100 ms or more after their due time,
+// and the latest start.
+type CheckStats struct {
+	Probes    uint64  `json:"probes"`
+	Late      uint64  `json:"late"`
+	MaxLateMS float64 `json:"max_late_ms"`
 }
 
 // StopDaemonRequest is the body of DELETE /v1/syncdaemons.
@@ -122,6 +134,12 @@ func (s *Server) routes() {
 			return nil, fmt.Errorf("%w: no status here", dataplane.ErrNotSupported)
 		}
 		return s.Status(), nil
+	})
+	get("/v1/checks", func(ctx context.Context) (any, error) {
+		if s.Checks == nil {
+			return nil, fmt.Errorf("%w: no checks here", dataplane.ErrNotSupported)
+		}
+		return s.Checks(), nil
 	})
 	rs := func(f func(RealServers, context.Context, *RealServerRequest) error) func(context.Context, any) error {
 		return func(ctx context.Context, r any) error {

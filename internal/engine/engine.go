@@ -471,6 +471,15 @@ type RSStatus struct {
 	Sorry    bool      `json:"sorry_server,omitempty"`
 }
 
+// CheckStats counts the probes the checks started so far and how late
+// they started; false when the engine runs no checks.
+func (e *Engine) CheckStats() (check.Stats, bool) {
+	if e.runner == nil {
+		return check.Stats{}, false
+	}
+	return e.runner.Stats(), true
+}
+
 // Status lists every real server's check state.
 func (e *Engine) Status() []RSStatus {
 	e.mu.Lock()
