@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/keepvs/keepvs/internal/clock"
+	"github.com/keepvs/keepvs/internal/fifo"
 )
 
 // Spec is one checker of a real server with its resolved timing.
@@ -120,7 +121,7 @@ type Runner struct {
 	queue    schedule
 	seq      uint64
 	tm       clock.Timer
-	hard     deadlines // the Runner's own deadline of each probe in flight
+	hard     fifo.Lanes[expiry] // the Runner's own deadline of each probe in flight
 	armed    bool
 	armedAt  time.Time
 	events   []Event
@@ -184,6 +185,7 @@ func NewRunner(cfg Config) *Runner {
 		log:     log,
 		sem:     make(chan struct{}, cfg.MaxProbes),
 		servers: map[string]*rsState{},
+		hard:    fifo.NewLanes(expiry.dead, expiry.before),
 	}
 }
 
@@ -386,7 +388,11 @@ func (r *Runner) armLocked() {
 	if !r.running {
 		return
 	}
-	head, ok := r.hard.next()
+	var head time.Time
+	e, ok := r.hard.Next()
+	if ok {
+		head = e.at
+	}
 	if h := r.queue.head(); h != nil && (!ok || h.due.Before(head)) {
 		head, ok = h.due, true
 	}
@@ -414,7 +420,7 @@ func (r *Runner) fire() {
 	}
 	r.armed = false
 	now := r.clk.Now()
-	r.hard.expire(now, r.expireLocked)
+	r.hard.PopDue(func(e expiry) bool { return !e.at.After(now) }, func(e expiry) { r.expireLocked(e.c) })
 	var due []func()
 	var flush []Flusher
 	until := now.Add(r.cfg.Slack)
@@ -459,7 +465,7 @@ func (r *Runner) launchLocked(c *checkState, now time.Time, flush *[]Flusher) fu
 	c.gen++
 	gen, due := c.gen, c.due
 	c.inflight, c.started = true, now
-	r.hard.push(c.spec.Timeout+r.cfg.Grace, expiry{at: now.Add(c.spec.Timeout + r.cfg.Grace), c: c, gen: gen})
+	r.hard.Push(c.spec.Timeout+r.cfg.Grace, expiry{at: now.Add(c.spec.Timeout + r.cfg.Grace), c: c, gen: gen})
 	if st, ok := c.spec.Checker.(Starter); ok && r.cfg.Go == nil {
 		// Started here, under the lock: Start never calls back before
 		// it returns, and costs no goroutine.

@@ -222,16 +222,9 @@ func (s *schedule) down(i int) {
 	s.heap[i] = e
 }
 
-// deadlines are the Runner's own deadlines of the probes in flight
-// (Timeout + Grace after each start), a FIFO per distinct length: a probe
-// started later with the same length ends later, so each FIFO is in
-// order without sorting, and a push or pop costs O(1) — no timer per
-// probe. An entry whose probe ended (or was restarted: gen) is dead, and
-// dropped when it reaches its FIFO's head.
-type deadlines struct {
-	fifos []*lengthQueue
-}
-
+// expiry is the Runner's own deadline of a probe in flight (Timeout +
+// Grace after its start), kept in fifo.Lanes by that length: no timer per
+// probe. It is dead once its probe ended or another started (gen).
 type expiry struct {
 	at  time.Time
 	c   *checkState
@@ -240,50 +233,4 @@ type expiry struct {
 
 func (e expiry) dead() bool { return !e.c.inflight || e.c.gen != e.gen }
 
-type lengthQueue struct {
-	d time.Duration
-	fifo.Queue[expiry]
-}
-
-// dropDead pops the dead entries at the head.
-func (q *lengthQueue) dropDead() {
-	for q.Len() > 0 && q.Front().dead() {
-		q.Pop()
-	}
-}
-
-// push adds e, of length d (e.at is its start + d).
-func (h *deadlines) push(d time.Duration, e expiry) {
-	for _, q := range h.fifos {
-		if q.d == d {
-			q.Push(e)
-			return
-		}
-	}
-	q := &lengthQueue{d: d}
-	q.Push(e)
-	h.fifos = append(h.fifos, q)
-}
-
-// expire calls f for each live probe whose deadline is not after now, in
-// the order of their deadlines within each length.
-func (h *deadlines) expire(now time.Time, f func(*checkState)) {
-	for _, q := range h.fifos {
-		for q.dropDead(); q.Len() > 0 && !q.Front().at.After(now); q.dropDead() {
-			f(q.Pop().c)
-		}
-	}
-}
-
-// next is the earliest deadline of a probe in flight.
-func (h *deadlines) next() (time.Time, bool) {
-	var at time.Time
-	ok := false
-	for _, q := range h.fifos {
-		q.dropDead()
-		if q.Len() > 0 && (!ok || q.Front().at.Before(at)) {
-			at, ok = q.Front().at, true
-		}
-	}
-	return at, ok
-}
+func (e expiry) before(f expiry) bool { return e.at.Before(f.at) }

@@ -3,6 +3,8 @@
 // order by construction, are FIFOs of this kind.
 package fifo
 
+import "time"
+
 // Queue is a FIFO of T. The zero value is empty and ready.
 type Queue[T any] struct {
 	e    []T
@@ -53,3 +55,66 @@ func (q *Queue[T]) Keep(keep func(T) bool) {
 
 // All is the items in order, valid until the next change.
 func (q *Queue[T]) All() []T { return q.e[q.head:] }
+
+// Lanes are FIFOs of T, one per length: items of one length pushed in the
+// order they start end in that order, so each lane stays sorted by
+// deadline with no heap — a push or pop is O(1). An item Dead reports
+// (its probe ended) is dropped when it reaches its lane's head.
+type Lanes[T any] struct {
+	dead   func(T) bool
+	before func(a, b T) bool
+	lanes  []*lane[T]
+}
+
+type lane[T any] struct {
+	length time.Duration
+	Queue[T]
+}
+
+// NewLanes returns empty lanes; dead tells an item to drop, before
+// whether a's deadline comes before b's.
+func NewLanes[T any](dead func(T) bool, before func(a, b T) bool) Lanes[T] {
+	return Lanes[T]{dead: dead, before: before}
+}
+
+func (l *Lanes[T]) dropDead(q *lane[T]) {
+	for q.Len() > 0 && l.dead(q.Front()) {
+		q.Pop()
+	}
+}
+
+// Push adds v to the lane of its length.
+func (l *Lanes[T]) Push(length time.Duration, v T) {
+	for _, q := range l.lanes {
+		if q.length == length {
+			q.Push(v)
+			return
+		}
+	}
+	q := &lane[T]{length: length}
+	q.Push(v)
+	l.lanes = append(l.lanes, q)
+}
+
+// Next is the live item due first.
+func (l *Lanes[T]) Next() (T, bool) {
+	var first T
+	ok := false
+	for _, q := range l.lanes {
+		l.dropDead(q)
+		if q.Len() > 0 && (!ok || l.before(q.Front(), first)) {
+			first, ok = q.Front(), true
+		}
+	}
+	return first, ok
+}
+
+// PopDue pops, lane by lane and in order within each, every live item
+// due says has come, and calls f with it.
+func (l *Lanes[T]) PopDue(due func(T) bool, f func(T)) {
+	for _, q := range l.lanes {
+		for l.dropDead(q); q.Len() > 0 && due(q.Front()); l.dropDead(q) {
+			f(q.Pop())
+		}
+	}
+}

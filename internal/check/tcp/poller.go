@@ -79,7 +79,7 @@ func newPoller(max int) (*poller, error) {
 		unix.Close(evfd)
 		return nil, os.NewSyscallError("epoll_ctl", err)
 	}
-	return &poller{epfd: epfd, core: core[*op]{evfd: evfd, waitTill: -1}, ops: map[int32]*op{}, max: max}, nil
+	return &poller{epfd: epfd, core: core[*op]{evfd: evfd, waitTill: -1, timers: newDeadlines[*op]()}, ops: map[int32]*op{}, max: max}, nil
 }
 
 // start begins a probe of t that ends within timeout and calls done once
@@ -152,7 +152,7 @@ func (p *poller) loop() {
 		p.mu.Lock()
 		wait := -1
 		p.waitTill = -1
-		if at, ok := p.timers.next(); ok {
+		if at, ok := p.nextDeadline(); ok {
 			d := at - mono()
 			// Round up to the millisecond, so a wake-up finds the
 			// deadline passed.

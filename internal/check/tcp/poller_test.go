@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keepvs/keepvs/internal/check"
+	"github.com/keepvs/keepvs/internal/fifo"
 )
 
 // stuckTarget is a loopback listener that never accepts, with its queue
@@ -171,11 +172,11 @@ func checkCancel(t *testing.T, start func(check.Target, time.Duration, func(chec
 
 // checkEmpty checks, under the prober's lock, that it holds no probe in
 // flight and no live deadline.
-func checkEmpty[K comparable, V any, O prober](t *testing.T, mu *sync.Mutex, ops *map[K]V, timers *deadlines[O]) {
+func checkEmpty[K comparable, V any, O prober](t *testing.T, mu *sync.Mutex, ops *map[K]V, timers *fifo.Lanes[O]) {
 	t.Helper()
 	mu.Lock()
 	defer mu.Unlock()
-	if _, live := timers.next(); len(*ops) != 0 || live {
+	if _, live := timers.Next(); len(*ops) != 0 || live {
 		t.Errorf("prober still holds %d probes (a live deadline: %v)", len(*ops), live)
 	}
 }

@@ -44,7 +44,7 @@ type prober interface {
 type core[O prober] struct {
 	evfd     int           // the poller's loop waits in epoll with it
 	kick     chan struct{} // or the SynProber's, on a channel
-	timers   deadlines[O]
+	timers   fifo.Lanes[O]
 	queued   waiting[O]
 	ready    []O
 	waitTill int64 // when the loop's wait ends; -1: no timeout
@@ -71,7 +71,7 @@ func (c *core[O]) admitLocked(o O, room bool, launch func(O)) {
 	b := o.base()
 	b.start = time.Now()
 	b.deadline = int64(b.start.Sub(pollBase)) + int64(b.timeout)
-	c.timers.push(o)
+	c.timers.Push(b.timeout, o)
 	if c.waitTill < 0 || b.deadline < c.waitTill {
 		c.wake()
 	}
@@ -118,77 +118,35 @@ func (c *core[O]) cancelLocked(o O, drop func(O) bool, launch func()) {
 // after now, taking it out of flight (drop) or out of the queue, and
 // appends them to out.
 func (c *core[O]) expireLocked(now int64, out []O, drop func(O) bool) []O {
-	return c.timers.expire(now, out, func(o O) {
+	c.timers.PopDue(func(o O) bool { return o.base().deadline <= now }, func(o O) {
 		if !drop(o) {
 			c.queued.remove(o)
 		}
 		b := o.base()
 		b.res = b.failed("timeout")
 		b.finished = true
+		out = append(out, o)
 	})
-}
-
-// deadlines are the probes' deadlines, a FIFO per timeout: a probe
-// admitted later with the same timeout ends later, so each FIFO is in
-// order as it is, and arming or dropping a deadline costs O(1) — no heap
-// to sift (a binary heap of 10,000 probes was a tenth of the half-open
-// prober's user time). A finished probe's entry is dead, and dropped when
-// it reaches its FIFO's head.
-type deadlines[O prober] struct {
-	fifos []*timeoutQueue[O]
-}
-
-type timeoutQueue[O prober] struct {
-	timeout time.Duration
-	fifo.Queue[O]
-}
-
-func (q *timeoutQueue[O]) dropDead() {
-	for q.Len() > 0 && q.Front().base().finished {
-		q.Pop()
-	}
-}
-
-// push arms o's deadline.
-func (d *deadlines[O]) push(o O) {
-	t := o.base().timeout
-	for _, q := range d.fifos {
-		if q.timeout == t {
-			q.Push(o)
-			return
-		}
-	}
-	q := &timeoutQueue[O]{timeout: t}
-	q.Push(o)
-	d.fifos = append(d.fifos, q)
-}
-
-// next is the earliest deadline of a probe not finished.
-func (d *deadlines[O]) next() (int64, bool) {
-	var at int64
-	ok := false
-	for _, q := range d.fifos {
-		q.dropDead()
-		if q.Len() > 0 {
-			if t := q.Front().base().deadline; !ok || t < at {
-				at, ok = t, true
-			}
-		}
-	}
-	return at, ok
-}
-
-// expire takes every probe not finished whose deadline is not after now
-// off its FIFO, calls f with it and appends it to out.
-func (d *deadlines[O]) expire(now int64, out []O, f func(O)) []O {
-	for _, q := range d.fifos {
-		for q.dropDead(); q.Len() > 0 && q.Front().base().deadline <= now; q.dropDead() {
-			o := q.Pop()
-			f(o)
-			out = append(out, o)
-		}
-	}
 	return out
+}
+
+// newDeadlines are the probes' deadlines, in fifo.Lanes by timeout: a
+// probe admitted later with the same timeout ends later, so no heap to
+// sift (a binary heap of 10,000 probes was a tenth of the half-open
+// prober's user time). A finished probe's entry is dead.
+func newDeadlines[O prober]() fifo.Lanes[O] {
+	return fifo.NewLanes(
+		func(o O) bool { return o.base().finished },
+		func(a, b O) bool { return a.base().deadline < b.base().deadline })
+}
+
+// nextDeadline is the earliest deadline of a probe not finished.
+func (c *core[O]) nextDeadline() (int64, bool) {
+	o, ok := c.timers.Next()
+	if !ok {
+		return 0, false
+	}
+	return o.base().deadline, true
 }
 
 // waiting is the probes started while the most allowed were in flight,

@@ -120,7 +120,7 @@ func OpenSynProber(opt SynOptions) (*SynProber, error) {
 	if opt.MaxInFlight <= 0 {
 		opt.MaxInFlight = 65536
 	}
-	p := &SynProber{fd4: -1, fd6: -1, udp4: -1, udp6: -1, core: core[*synOp]{evfd: -1, kick: make(chan struct{}, 1)}, max: opt.MaxInFlight,
+	p := &SynProber{fd4: -1, fd6: -1, udp4: -1, udp6: -1, core: core[*synOp]{evfd: -1, kick: make(chan struct{}, 1), timers: newDeadlines[*synOp]()}, max: opt.MaxInFlight,
 		ops: map[synKey]*synOp{}, routes: map[[16]byte]route{}, bound: map[netip.Addr]route{}, oobs: map[netip.Addr][]byte{}, tx: newBatch(ip4Len + synLen), rx: newBatch(replyKeep)}
 	if err := p.open(opt.Ports); err != nil {
 		p.closeFDs()
@@ -350,7 +350,7 @@ func (p *SynProber) Run(ctx context.Context) error {
 		p.launchQueuedLocked()
 		p.flushLocked()
 		p.waitTill = now + int64(idleWait)
-		if at, ok := p.timers.next(); ok {
+		if at, ok := p.nextDeadline(); ok {
 			p.waitTill = min(p.waitTill, at)
 		}
 		wait := time.Duration(p.waitTill - now)
