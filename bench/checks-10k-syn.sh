@@ -74,18 +74,6 @@ checks_prepare
 
 checks_nginx_conf
 
-conf() { # conf PREFIX: 100 virtual servers x 100 real servers PREFIX.V.R:9000
-	python3 - "$1" <<'EOP'
-import sys
-p = sys.argv[1]
-print("global_defs {\n router_id bench\n}")
-for v in range(100):
-    print(f"virtual_server 127.0.0.1 {20000+v} {{\n protocol TCP\n delay_loop 1")
-    for r in range(100):
-        print(f" real_server {p}.{v}.{r+1} 9000 {{\n  TCP_CHECK {{\n   connect_timeout 3\n  }}\n }}")
-    print("}")
-EOP
-}
 
 napis() { ps -eo pid=,comm= | awk '$2 ~ /^napi\// {print $1}' | sort; }
 # newthread CMD...: runs CMD, prints the NAPI kernel thread it started.
@@ -104,7 +92,7 @@ setup() {
 	RXT=
 	if [ "$1" = lo ]; then
 		PNS=$P LNS=$P
-		conf 127.1 > $W/checks.conf
+		checks_conf 127.1 > $W/checks.conf
 	else
 		ip netns add $L
 		ip -n $L link set lo up
@@ -131,7 +119,7 @@ setup() {
 			taskset -p 2 "$lt" >/dev/null
 		fi
 		PNS=$P LNS=$L
-		conf 10.1 > $W/checks.conf
+		checks_conf 10.1 > $W/checks.conf
 	fi
 	ip netns exec $LNS taskset -c 1 nginx -c $W/nginx.conf
 }

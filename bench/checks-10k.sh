@@ -29,14 +29,7 @@ checks_prepare
 checks_nginx_conf 'server { listen 127.0.0.1:9099; location / { stub_status; } }'
 nginx -c $W/nginx.conf
 
-python3 - > $W/checks.conf <<'EOP'
-print("global_defs {\n router_id bench\n}")
-for v in range(100):
-    print(f"virtual_server 127.0.0.1 {20000+v} {{\n protocol TCP\n delay_loop 1")
-    for r in range(100):
-        print(f" real_server 127.1.{v}.{r+1} 9000 {{\n  TCP_CHECK {{\n   connect_timeout 3\n  }}\n }}")
-    print("}")
-EOP
+checks_conf 127.1 > $W/checks.conf
 
 ticks=$(getconf CLK_TCK)
 accepts() { curl -s http://127.0.0.1:9099/ | awk 'NR==3{print $1}'; }

@@ -10,6 +10,21 @@ checks_prepare() {
 	touch $W/ipvs.state
 }
 
+# checks_conf PREFIX: 100 virtual servers x 100 real servers PREFIX.V.R:9000,
+# TCP_CHECK at delay_loop 1, connect_timeout 3.
+checks_conf() {
+	python3 - "$1" <<'EOP'
+import sys
+p = sys.argv[1]
+print("global_defs {\n router_id bench\n}")
+for v in range(100):
+    print(f"virtual_server 127.0.0.1 {20000+v} {{\n protocol TCP\n delay_loop 1")
+    for r in range(100):
+        print(f" real_server {p}.{v}.{r+1} 9000 {{\n  TCP_CHECK {{\n   connect_timeout 3\n  }}\n }}")
+    print("}")
+EOP
+}
+
 # checks_nginx_conf [SERVER]: one nginx worker answering 204 on
 # 0.0.0.0:9000 with a deep backlog, plus the server block given.
 checks_nginx_conf() {

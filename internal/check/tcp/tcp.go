@@ -42,15 +42,21 @@ func (c *Checker) Check(ctx context.Context) check.Result {
 	if err != nil {
 		return c.dial(ctx, start)
 	}
-	timeout := check.Deadline(ctx, 5*time.Second).Sub(start)
+	return await(ctx, c.Target, start, p.start)
+}
+
+// await makes one probe of t with start and waits for it, until ctx's
+// deadline: the Check of both TCP checkers.
+func await(ctx context.Context, t check.Target, begun time.Time, start func(check.Target, time.Duration, func(check.Result)) func()) check.Result {
+	timeout := check.Deadline(ctx, 5*time.Second).Sub(begun)
 	ch := make(chan check.Result, 1)
-	cancel := p.start(c.Target, timeout, func(r check.Result) { ch <- r })
+	cancel := start(t, timeout, func(r check.Result) { ch <- r })
 	select {
 	case r := <-ch:
 		return r
 	case <-ctx.Done():
 		cancel()
-		return check.Result{Reason: "connect " + c.Target.Addr.String() + ": " + check.ErrText(ctx.Err()), Duration: time.Since(start)}
+		return check.Result{Reason: "connect " + t.Addr.String() + ": " + check.ErrText(ctx.Err()), Duration: time.Since(begun)}
 	}
 }
 
@@ -95,15 +101,5 @@ func (c *SynChecker) Flusher() check.Flusher { return c.Prober }
 
 // Check makes one probe and waits for it, until ctx's deadline.
 func (c *SynChecker) Check(ctx context.Context) check.Result {
-	start := time.Now()
-	timeout := check.Deadline(ctx, 5*time.Second).Sub(start)
-	ch := make(chan check.Result, 1)
-	cancel := c.Prober.Start(c.Target, timeout, func(r check.Result) { ch <- r })
-	select {
-	case r := <-ch:
-		return r
-	case <-ctx.Done():
-		cancel()
-		return check.Result{Reason: "connect " + c.Target.Addr.String() + ": " + check.ErrText(ctx.Err()), Duration: time.Since(start)}
-	}
+	return await(ctx, c.Target, time.Now(), c.Prober.Start)
 }
