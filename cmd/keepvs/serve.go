@@ -78,7 +78,7 @@ func openTCPCheck(ctx context.Context, mode string, log *slog.Logger) build.Opti
 		return opt
 	}
 	first, last := p.Ports()
-	log.Info("TCP_CHECK probes half-open", "source_ports", fmt.Sprintf("%d-%d", first, last), "reserved", p.Reserved())
+	log.Info("TCP_CHECK probes half-open", "source_ports", fmt.Sprintf("%d-%d", first, last), "reserved", p.Reserved(), "answers", p.Receive())
 	go p.Run(ctx)
 	opt.SynProber = p
 	return opt

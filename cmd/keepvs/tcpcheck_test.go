@@ -41,6 +41,7 @@ virtual_server 127.0.0.1 %[1]d {
 	if fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_TCP); err == nil {
 		unix.Close(fd)
 		d.waitLog(t, "TCP_CHECK probes half-open")
+		d.waitLog(t, `answers="packet ring"`)
 	} else {
 		d.waitLog(t, "--tcp-check syn: cannot probe half-open; TCP_CHECK connects instead")
 	}

@@ -41,8 +41,12 @@ import (
 // Runner starts the probes due in one tick) leave in one sendmmsg at
 // Flush, and replies are read up to batchMax a call.
 type SynProber struct {
-	fd4, fd6 int      // raw IPPROTO_TCP sockets; -1 when that family is missing
-	f4, f6   *os.File // the same, in the Go runtime's poller
+	// The raw sockets SYNs leave by: IPPROTO_RAW (both families with
+	// their own IP header) where the packet rings read the answers, else
+	// IPPROTO_TCP, which read them; -1 when that family is missing.
+	fd4, fd6 int
+	f4, f6   *os.File // the same, in the Go runtime's poller, when they read
+	r4, r6   *ring    // the packet rings, or nil
 	udp4     int      // UDP sockets connected to look up source addresses, or -1
 	udp6     int
 	hold     []int    // the sockets reserving the source ports
@@ -61,6 +65,7 @@ type SynProber struct {
 	pending []*synOp // launched, their SYNs not sent yet (Flush sends them)
 	live    []*synOp // flushLocked's batch
 	ipid    uint16   // the IPv4 ID of the last SYN
+	ringErr error    // why the packet rings could not be set up
 	tx, rx  *batch
 }
 
@@ -73,6 +78,10 @@ type SynOptions struct {
 	// MaxInFlight bounds the probes waiting for an answer (default
 	// 65536); more wait their turn. A probe in flight costs memory only.
 	MaxInFlight int
+	// RawReceive reads answers from the raw IPPROTO_TCP sockets the SYNs
+	// leave by, not from packet rings (what the prober falls back to
+	// where a ring cannot be set up).
+	RawReceive bool
 }
 
 // synKey is a probe in flight: the remote address (16 bytes, IPv4
@@ -121,7 +130,18 @@ func OpenSynProber(opt SynOptions) (*SynProber, error) {
 		opt.MaxInFlight = 65536
 	}
 	p := &SynProber{fd4: -1, fd6: -1, udp4: -1, udp6: -1, core: core[*synOp]{evfd: -1, kick: make(chan struct{}, 1), timers: newDeadlines[*synOp]()}, max: opt.MaxInFlight,
-		ops: map[synKey]*synOp{}, routes: map[[16]byte]route{}, bound: map[netip.Addr]route{}, oobs: map[netip.Addr][]byte{}, tx: newBatch(ip4Len + synLen), rx: newBatch(replyKeep)}
+		ops: map[synKey]*synOp{}, routes: map[[16]byte]route{}, bound: map[netip.Addr]route{}, oobs: map[netip.Addr][]byte{}, tx: newBatch(ip6Len + synLen), rx: newBatch(replyKeep)}
+	if !opt.RawReceive {
+		err := p.openRings(opt.Ports)
+		if err == nil {
+			return p, nil
+		}
+		p.closeFDs()
+		if errors.Is(err, ErrRawSocket) {
+			return nil, err
+		}
+		p.ringErr = err
+	}
 	if err := p.open(opt.Ports); err != nil {
 		p.closeFDs()
 		return nil, err
@@ -129,6 +149,65 @@ func OpenSynProber(opt SynOptions) (*SynProber, error) {
 	return p, nil
 }
 
+// Receive says where answers are read: "packet ring", or "raw socket"
+// with why the rings could not be set up.
+func (p *SynProber) Receive() string {
+	if p.r4 != nil {
+		return "packet ring"
+	}
+	if p.ringErr != nil {
+		return "raw socket (no packet ring: " + p.ringErr.Error() + ")"
+	}
+	return "raw socket"
+}
+
+// openRings opens the IPPROTO_RAW sockets SYNs leave by, reserves the
+// source ports, and opens the packet rings that read the answers.
+func (p *SynProber) openRings(nports int) error {
+	fd4, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrRawSocket, os.NewSyscallError("socket", err))
+	}
+	p.fd4 = fd4
+	if fd6, err := unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW); err == nil {
+		p.fd6 = fd6
+		if err := unix.SetsockoptInt(fd6, unix.IPPROTO_IPV6, unix.IPV6_HDRINCL, 1); err != nil {
+			return os.NewSyscallError("setsockopt IPV6_HDRINCL", err)
+		}
+	}
+	// They receive only IP protocol 255, which nobody sends: keep even
+	// that out.
+	for _, fd := range []int{p.fd4, p.fd6} {
+		if fd >= 0 {
+			if err := attach(fd, fd == p.fd4, 1, 0); err != nil {
+				return err
+			}
+		}
+	}
+	if err := p.reserve(nports); err != nil {
+		return err
+	}
+	first, last := p.Ports()
+	for _, r := range []struct {
+		v6 bool
+		to **ring
+	}{{false, &p.r4}, {true, &p.r6}} {
+		if r.v6 && p.fd6 < 0 {
+			continue
+		}
+		prog, err := ringFilter(r.v6, first, last)
+		if err != nil {
+			return err
+		}
+		if *r.to, err = openRing(r.v6, prog); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// open opens the raw IPPROTO_TCP sockets SYNs leave by and answers are
+// read from, and reserves the source ports.
 func (p *SynProber) open(nports int) error {
 	fd4, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
 	if err != nil {
@@ -315,19 +394,25 @@ func (p *SynProber) Supports(t check.Target) bool {
 // CPU, docs/benchmarks.md.)
 func (p *SynProber) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
+	var readers []*os.File
+	for _, r := range []*ring{p.r4, p.r6} {
+		if r != nil {
+			readers = append(readers, r.f)
+			wg.Go(func() { p.ringLoop(ctx, r) })
+		}
+	}
 	for _, s := range []struct {
 		f  *os.File
 		fd int
 	}{{p.f4, p.fd4}, {p.f6, p.fd6}} {
 		if s.f != nil {
+			readers = append(readers, s.f)
 			wg.Go(func() { p.readLoop(ctx, s.f, s.fd) })
 		}
 	}
 	stop := context.AfterFunc(ctx, func() {
-		for _, f := range []*os.File{p.f4, p.f6} {
-			if f != nil {
-				f.SetReadDeadline(time.Now()) // the readers return
-			}
+		for _, f := range readers {
+			f.SetReadDeadline(time.Now()) // the readers return
 		}
 	})
 	defer stop()
@@ -380,6 +465,41 @@ func (p *SynProber) readLoop(ctx context.Context, f *os.File, fd int) {
 		}
 		// A cancel meanwhile finds its probe finished and clears its
 		// callback, which deliver then skips.
+		p.mu.Lock()
+		out, dones = deliver(&p.mu, out, dones)
+	}
+}
+
+// ringLoop reads the answers r hands over and delivers their results,
+// until ctx ends.
+func (p *SynProber) ringLoop(ctx context.Context, r *ring) {
+	rc, err := r.f.SyscallConn()
+	if err != nil {
+		return
+	}
+	var out []*synOp
+	var dones []func(check.Result)
+	parse := parseReply4
+	if r.v6 {
+		parse = parseReply6
+	}
+	var now time.Time
+	answer := func(pkt []byte) {
+		if rep, ok := parse(pkt); ok {
+			out = p.answerLocked(rep, now, out)
+		}
+	}
+	for ctx.Err() == nil {
+		err := rc.Read(func(uintptr) bool {
+			p.mu.Lock()
+			now = time.Now()
+			got := r.read(answer)
+			p.mu.Unlock()
+			return got // else wait for the kernel's next block
+		})
+		if err != nil {
+			return
+		}
 		p.mu.Lock()
 		out, dones = deliver(&p.mu, out, dones)
 	}
@@ -541,10 +661,14 @@ func (p *SynProber) flushLocked() {
 			}
 			i := len(live)
 			b, n := p.tx.slot(i), synLen
-			if v4 {
+			switch {
+			case v4:
 				p.ipid++
 				ip4Header(b, o.rt.src, o.remote.Addr(), p.ipid|1, synLen)
 				b, n = b[ip4Len:], ip4Len+synLen
+			case p.r6 != nil: // IPPROTO_RAW: IPV6_HDRINCL
+				ip6Header(b, o.rt.src, o.remote.Addr(), synLen)
+				b, n = b[ip6Len:], ip6Len+synLen
 			}
 			synSegment(b, o.rt.src, o.remote.Addr(), o.key.local, o.remote.Port(), o.isn)
 			p.tx.setSend(i, n, o.remote.Addr(), o.scope, o.rt.oob)
@@ -735,6 +859,12 @@ func (p *SynProber) closeFDs() {
 			unix.Close(*f.fd)
 		}
 		*f.fd, *f.f = -1, nil
+	}
+	for _, r := range []**ring{&p.r4, &p.r6} {
+		if *r != nil {
+			(*r).close()
+			*r = nil
+		}
 	}
 	for _, fd := range append(p.hold, p.udp4, p.udp6) {
 		if fd >= 0 {

@@ -2,12 +2,12 @@ package tcp
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -19,15 +19,20 @@ import (
 )
 
 // testSynProber opens a SynProber and runs it for the test; without root
-// (CAP_NET_RAW for the raw sockets) the test is skipped.
-func testSynProber(t *testing.T, run bool) *SynProber {
+// (CAP_NET_RAW for the raw sockets) the test is skipped. It reads answers
+// from packet rings unless raw is given and true.
+func testSynProber(t *testing.T, run bool, raw ...bool) *SynProber {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("half-open TCP_CHECK needs root (CAP_NET_RAW) for its raw sockets")
 	}
-	p, err := OpenSynProber(SynOptions{Ports: 64})
+	rawReceive := len(raw) > 0 && raw[0]
+	p, err := OpenSynProber(SynOptions{Ports: 64, RawReceive: rawReceive})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if want := map[bool]string{false: "packet ring", true: "raw socket"}[rawReceive]; p.Receive() != want {
+		t.Fatalf("answers read from %q, want %q", p.Receive(), want)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ran := make(chan struct{})
@@ -38,6 +43,12 @@ func testSynProber(t *testing.T, run bool) *SynProber {
 	}
 	t.Cleanup(func() { cancel(); <-ran; p.Close() })
 	return p
+}
+
+// receiveModes runs f once for each way answers are read.
+func receiveModes(t *testing.T, f func(t *testing.T, raw bool)) {
+	t.Run("ring", func(t *testing.T) { f(t, false) })
+	t.Run("raw", func(t *testing.T) { f(t, true) })
 }
 
 func synProbe(t *testing.T, p *SynProber, tg check.Target, timeout time.Duration) check.Result {
@@ -59,8 +70,10 @@ func closedPort(t *testing.T, network, addr string) check.Target {
 	return tg
 }
 
-func TestSyn(t *testing.T) {
-	p := testSynProber(t, true)
+func TestSyn(t *testing.T) { receiveModes(t, testSyn) }
+
+func testSyn(t *testing.T, raw bool) {
+	p := testSynProber(t, true, raw)
 	open := openTarget(t)
 	tests := []struct {
 		name    string
@@ -113,8 +126,10 @@ func TestSynNoConnection(t *testing.T) {
 	}
 }
 
-func TestSynIPv6(t *testing.T) {
-	p := testSynProber(t, true)
+func TestSynIPv6(t *testing.T) { receiveModes(t, testSynIPv6) }
+
+func testSynIPv6(t *testing.T, raw bool) {
+	p := testSynProber(t, true, raw)
 	ln, err := net.Listen("tcp6", "[::1]:0")
 	if err != nil {
 		t.Skipf("no IPv6 loopback: %v", err)
@@ -133,8 +148,10 @@ func TestSynIPv6(t *testing.T) {
 // TestSynMany: thousands of probes at once over many listeners and
 // closed ports, several to the same address and port at the same time,
 // each get their own verdict.
-func TestSynMany(t *testing.T) {
-	p := testSynProber(t, true)
+func TestSynMany(t *testing.T) { receiveModes(t, testSynMany) }
+
+func testSynMany(t *testing.T, raw bool) {
+	p := testSynProber(t, true, raw)
 	var targets []check.Target
 	var want []bool
 	for i := range 20 {
@@ -197,14 +214,40 @@ func TestSynNeverCallsBackInStart(t *testing.T) {
 }
 
 // TestSynFilter: the kernel's filter keeps the host's other TCP traffic
-// off the raw sockets; only the answer to our SYN gets through.
-func TestSynFilter(t *testing.T) {
-	p := testSynProber(t, false) // nothing reads the sockets but the test
+// off the raw sockets and the packet rings; only the answer to our SYN
+// gets through.
+func TestSynFilter(t *testing.T) { receiveModes(t, testSynFilter) }
+
+func testSynFilter(t *testing.T, raw bool) {
+	p := testSynProber(t, false, raw) // nothing reads the answers but the test
 	for _, network := range []string{"tcp4", "tcp6"} {
 		addr := map[string]string{"tcp4": "127.0.0.1:0", "tcp6": "[::1]:0"}[network]
-		fd := map[string]int{"tcp4": p.fd4, "tcp6": p.fd6}[network]
+		// read is the next answer, or nil.
+		var read func() []byte
+		if raw {
+			fd := map[string]int{"tcp4": p.fd4, "tcp6": p.fd6}[network]
+			buf := make([]byte, 256)
+			read = func() []byte {
+				n, _, err := unix.Recvfrom(fd, buf, unix.MSG_DONTWAIT)
+				if err != nil {
+					return nil
+				}
+				return buf[:n]
+			}
+		} else if r := map[string]*ring{"tcp4": p.r4, "tcp6": p.r6}[network]; r != nil {
+			var got [][]byte
+			read = func() []byte {
+				r.read(func(pkt []byte) { got = append(got, slices.Clone(pkt)) })
+				if len(got) == 0 {
+					return nil
+				}
+				pkt := got[0]
+				got = got[1:]
+				return pkt
+			}
+		}
 		ln, err := net.Listen(network, addr)
-		if err != nil || fd < 0 {
+		if err != nil || read == nil {
 			t.Logf("%s: skipped, no such loopback (%v)", network, err)
 			continue
 		}
@@ -232,31 +275,35 @@ func TestSynFilter(t *testing.T) {
 		if c, err := net.Dial(network, closedPort(t, network, addr).Addr.String()); err == nil {
 			c.Close()
 		}
+		// A ring hands a block over ringWait after its first packet.
 		time.Sleep(50 * time.Millisecond)
-		buf := make([]byte, 256)
-		if n, _, err := unix.Recvfrom(fd, buf, unix.MSG_DONTWAIT); !errors.Is(err, unix.EAGAIN) {
-			t.Errorf("%s: unrelated traffic reached the raw socket: %d bytes (err %v)", network, n, err)
+		if b := read(); b != nil {
+			t.Errorf("%s: unrelated traffic got through: % x", network, b)
 		}
 		// Our own probe's answer does.
 		tg := check.Target{Addr: netip.MustParseAddrPort(ln.Addr().String())}
 		cancel := p.Start(tg, time.Second, func(check.Result) {})
 		defer cancel()
 		time.Sleep(50 * time.Millisecond)
-		n, _, err := unix.Recvfrom(fd, buf, unix.MSG_DONTWAIT)
-		if err != nil {
-			t.Fatalf("%s: the SYN-ACK did not reach the raw socket: %v", network, err)
+		b := read()
+		if b == nil {
+			t.Fatalf("%s: the SYN-ACK did not get through", network)
 		}
 		var r reply
-		if network == "tcp4" {
-			r, _ = parseReply4(buf[:n])
-		} else {
-			r, _ = parseSegment(buf[:n])
+		switch {
+		case network == "tcp4":
+			r, _ = parseReply4(b)
+		case raw: // the address comes with recvfrom
+			r, _ = parseSegment(b)
+			r.remote = netip.AddrPortFrom(tg.Addr.Addr(), r.remote.Port())
+		default:
+			r, _ = parseReply6(b)
 		}
-		if first, last := p.Ports(); r.flags != tcpSYN|tcpACK || r.localPort < first || r.localPort > last {
-			t.Errorf("%s: got flags %#x to port %d, want a SYN-ACK to %d-%d", network, r.flags, r.localPort, first, last)
+		if first, last := p.Ports(); r.flags != tcpSYN|tcpACK || r.localPort < first || r.localPort > last || r.remote != tg.Addr {
+			t.Errorf("%s: got flags %#x from %v to port %d, want a SYN-ACK from %v to %d-%d", network, r.flags, r.remote, r.localPort, tg.Addr, first, last)
 		}
-		if n, _, err := unix.Recvfrom(fd, buf, unix.MSG_DONTWAIT); !errors.Is(err, unix.EAGAIN) {
-			t.Errorf("%s: more than the SYN-ACK reached the raw socket: %d bytes (err %v)", network, n, err)
+		if b := read(); b != nil {
+			t.Errorf("%s: more than the SYN-ACK got through: % x", network, b)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 
 	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
 )
 
 // The TCP segments of a half-open probe: the SYN it sends, the replies it
@@ -59,6 +60,21 @@ func ip4Header(b []byte, src, dst netip.Addr, id uint16, payload int) {
 	s, d := src.As4(), dst.As4()
 	copy(b[12:16], s[:])
 	copy(b[16:20], d[:])
+}
+
+// ip6Len is the IPv6 header of a SYN: no extension headers.
+const ip6Len = 40
+
+// ip6Header writes into b (ip6Len bytes) the IPv6 header of a TCP segment
+// of payload bytes from src to dst, hop limit 64: an IPPROTO_RAW socket
+// sends it as given (IPV6_HDRINCL).
+func ip6Header(b []byte, src, dst netip.Addr, payload int) {
+	binary.BigEndian.PutUint32(b[0:], 6<<28) // version, no class, no flow label
+	binary.BigEndian.PutUint16(b[4:], uint16(payload))
+	b[6], b[7] = 6, 64 // TCP, hop limit
+	s, d := src.As16(), dst.As16()
+	copy(b[8:24], s[:])
+	copy(b[24:40], d[:])
 }
 
 // tcpChecksum is the TCP checksum of seg over the IPv4 or IPv6 pseudo
@@ -116,6 +132,18 @@ func parseReply4(b []byte) (reply, bool) {
 	return r, ok
 }
 
+// parseReply6 reads an IPv6 packet as a packet ring delivers it, IP
+// header first, TCP right after it (the ring's filter passes no other).
+func parseReply6(b []byte) (reply, bool) {
+	if len(b) < ip6Len+20 || b[0]>>4 != 6 || b[6] != 6 {
+		return reply{}, false
+	}
+	src := netip.AddrFrom16([16]byte(b[8:24])).Unmap()
+	r, ok := parseSegment(b[ip6Len:])
+	r.remote = netip.AddrPortFrom(src, r.remote.Port())
+	return r, ok
+}
+
 // parseSegment reads a TCP header (what a raw IPv6 socket delivers; the
 // sender's address comes with recvfrom). remote holds only the port.
 func parseSegment(b []byte) (reply, bool) {
@@ -136,16 +164,54 @@ func parseSegment(b []byte) (reply, bool) {
 // copied to the socket. ipv4: the socket sees the IP header first (an
 // IPv6 raw socket sees the TCP header first).
 func replyFilter(ipv4 bool, lo, hi uint16) ([]bpf.RawInstruction, error) {
-	var prog []bpf.Instruction
 	if ipv4 {
-		prog = append(prog,
+		return replyProgram(lo, hi,
 			// Not the first fragment: no TCP header to read.
 			bpf.LoadAbsolute{Off: 6, Size: 2},
-			bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: 0x1fff, SkipTrue: 7},
+			bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: 0x1fff},
 			bpf.LoadMemShift{Off: 0}, // X = IP header length
 		)
-	} else {
-		prog = append(prog, bpf.LoadConstant{Dst: bpf.RegX, Val: 0})
+	}
+	return replyProgram(lo, hi, bpf.LoadConstant{Dst: bpf.RegX, Val: 0})
+}
+
+// ringFilter is replyFilter for a packet ring's socket, which sees every
+// packet of its protocol, network header first: it also takes only
+// packets for this host, TCP, and (IPv6) with no extension header before
+// the TCP one.
+func ringFilter(v6 bool, lo, hi uint16) ([]bpf.RawInstruction, error) {
+	host := []bpf.Instruction{
+		bpf.LoadExtension{Num: bpf.ExtType},
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: unix.PACKET_HOST},
+	}
+	if v6 {
+		return replyProgram(lo, hi, append(host,
+			bpf.LoadAbsolute{Off: 6, Size: 1}, // next header
+			bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: unix.IPPROTO_TCP},
+			bpf.LoadConstant{Dst: bpf.RegX, Val: ip6Len},
+		)...)
+	}
+	return replyProgram(lo, hi, append(host,
+		bpf.LoadAbsolute{Off: 9, Size: 1}, // protocol
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: unix.IPPROTO_TCP},
+		bpf.LoadAbsolute{Off: 6, Size: 2},
+		bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: 0x1fff},
+		bpf.LoadMemShift{Off: 0},
+	)...)
+}
+
+// replyProgram is head, which leaves X at the TCP header and whose every
+// JumpIf drops the packet when true, followed by the test of the TCP
+// header both filters share.
+func replyProgram(lo, hi uint16, head ...bpf.Instruction) ([]bpf.RawInstruction, error) {
+	const tail = 6 // the tail's instructions before its drop
+	prog := make([]bpf.Instruction, 0, len(head)+tail+2)
+	for i, ins := range head {
+		if j, ok := ins.(bpf.JumpIf); ok {
+			j.SkipTrue = uint8(len(head) - 1 - i + tail)
+			ins = j
+		}
+		prog = append(prog, ins)
 	}
 	prog = append(prog,
 		bpf.LoadIndirect{Off: 2, Size: 2}, // destination port
