@@ -124,6 +124,8 @@ type Runner struct {
 	hard     fifo.Lanes[expiry] // the Runner's own deadline of each probe in flight
 	armed    bool
 	armedAt  time.Time
+	batch    []*checkState // fire's checkers due
+	touch    uint64        // fire's sink for the touches
 	events   []Event
 	emitting bool
 	probes   sync.WaitGroup
@@ -144,21 +146,21 @@ type rsState struct {
 }
 
 type checkState struct {
-	rs   *rsState
-	spec Spec
-	v    verdict
-
-	weight *int // last weight from this dynamic checker
-	offset int  // weight offset while up (FILE_CHECK)
-
-	due    time.Time
-	seq    uint64
-	queued bool // in the schedule
-
+	rs *rsState
+	// What launching a probe reads and writes, together at the start:
+	// a checkState is cold when its turn comes, once a second.
 	gen      uint64 // bumped per probe; stale results carry an old one
 	inflight bool
+	slot     int32 // in the schedule's dense arrays; 0 before its first push
+	seq      uint64
+	due      time.Time
 	started  time.Time
 	cancel   context.CancelFunc
+	spec     Spec
+
+	v      verdict
+	weight *int // last weight from this dynamic checker
+	offset int  // weight offset while up (FILE_CHECK)
 }
 
 // NewRunner returns a Runner; it starts nothing until Start or Run.
@@ -179,14 +181,15 @@ func NewRunner(cfg Config) *Runner {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Runner{
+	r := &Runner{
 		cfg:     cfg,
 		clk:     cfg.Clock,
 		log:     log,
 		sem:     make(chan struct{}, cfg.MaxProbes),
 		servers: map[string]*rsState{},
-		hard:    fifo.NewLanes(expiry.dead, expiry.before),
 	}
+	r.hard = fifo.NewLanes(func(e expiry) bool { return !r.queue.launched(e.slot, e.seq) }, expiry.before)
+	return r
 }
 
 // SetOnEvent sets where events go, for an owner built after the Runner.
@@ -266,7 +269,7 @@ func (r *Runner) Remove(id string) {
 		return
 	}
 	for _, c := range s.checks {
-		r.queue.remove(c)
+		r.queue.release(c)
 		r.abortLocked(c)
 	}
 	delete(r.servers, id)
@@ -393,8 +396,8 @@ func (r *Runner) armLocked() {
 	if ok {
 		head = e.at
 	}
-	if h := r.queue.head(); h != nil && (!ok || h.due.Before(head)) {
-		head, ok = h.due, true
+	if due, queued := r.queue.next(); queued && (!ok || due.Before(head)) {
+		head, ok = due, true
 	}
 	if !ok {
 		return
@@ -411,6 +414,17 @@ func (r *Runner) armLocked() {
 	r.armed, r.armedAt = true, head
 }
 
+// armForLocked is armLocked after queuing a checker for at: when the
+// timer is armed for no later, nothing needs a look (applyLocked runs for
+// every probe's end, and the schedule's head and the deadlines' are
+// cold by then: a cache miss each).
+func (r *Runner) armForLocked(at time.Time) {
+	if r.armed && !at.Before(r.armedAt) {
+		return
+	}
+	r.armLocked()
+}
+
 // fire starts the probes that are due.
 func (r *Runner) fire() {
 	r.mu.Lock()
@@ -423,12 +437,19 @@ func (r *Runner) fire() {
 	r.hard.PopDue(func(e expiry) bool { return !e.at.After(now) }, func(e expiry) { r.expireLocked(e.c) })
 	var due []func()
 	var flush []Flusher
-	until := now.Add(r.cfg.Slack)
-	for h := r.queue.head(); h != nil && !h.due.After(until); h = r.queue.head() {
-		if p := r.launchLocked(r.queue.pop(), now, &flush); p != nil {
+	// The checkers due, popped first (the entries and the slots, dense),
+	// then touched in a loop of independent loads, so the CPU fetches
+	// their cold lines together rather than one miss per launch.
+	r.batch = r.queue.popUntil(now.Add(r.cfg.Slack), r.batch[:0])
+	for _, c := range r.batch {
+		r.touch += c.gen + uint64(c.spec.Timeout)
+	}
+	for _, c := range r.batch {
+		if p := r.launchLocked(c, now, &flush); p != nil {
 			due = append(due, p)
 		}
 	}
+	clear(r.batch)
 	r.armLocked()
 	if r.cfg.Go == nil {
 		// Counted under the lock, so a Stop that follows waits for them:
@@ -465,7 +486,7 @@ func (r *Runner) launchLocked(c *checkState, now time.Time, flush *[]Flusher) fu
 	c.gen++
 	gen, due := c.gen, c.due
 	c.inflight, c.started = true, now
-	r.hard.Push(c.spec.Timeout+r.cfg.Grace, expiry{at: now.Add(c.spec.Timeout + r.cfg.Grace), c: c, gen: gen})
+	r.hard.Push(c.spec.Timeout+r.cfg.Grace, expiry{at: now.Add(c.spec.Timeout + r.cfg.Grace), c: c, seq: c.seq, slot: c.slot})
 	if st, ok := c.spec.Checker.(Starter); ok && r.cfg.Go == nil {
 		// Started here, under the lock: Start never calls back before
 		// it returns, and costs no goroutine.
@@ -600,7 +621,7 @@ func (r *Runner) applyLocked(c *checkState, res Result) {
 		from = c.started
 	}
 	r.enqueueLocked(c, maxTime(from.Add(d), now))
-	r.armLocked()
+	r.armForLocked(c.due)
 }
 
 // state is whether every checker is up, and the weight: the configured

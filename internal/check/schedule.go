@@ -25,11 +25,20 @@ import (
 // the schedule's epoch, and the queue order), so ordering reads no
 // checkState; removal is lazy — a removed or re-queued checker's entry is
 // dead (its seq no longer the checker's) and dropped when it surfaces.
+// Whether it is live is in one dense array (words, by the checker's
+// slot), not in the checkState: at 10,000 checkers the array stays in
+// the cache, and the checkStates, touched once a second, do not.
 type schedule struct {
 	epoch time.Time // the first due time pushed: keys count from it
 	runs  []*fifo.Queue[entry]
 	heap  []entry
 	stale int // dead entries still held
+
+	// words has each slot's state: seq<<1 while its checker is queued
+	// as seq, seq<<1|1 from its pop (its probe in flight) until it is
+	// queued again or removed, 0 otherwise. Slot 0 is no checker's.
+	words []uint64
+	free  []int32 // released slots
 }
 
 // maxRuns bounds the runs: one per distinct delay in use, and a few for
@@ -37,9 +46,10 @@ type schedule struct {
 const maxRuns = 8
 
 type entry struct {
-	at  int64  // due - epoch, in ns
-	seq uint64 // the checker's seq when queued: the entry is live while they match
-	c   *checkState
+	at   int64  // due - epoch, in ns
+	seq  uint64 // the checker's seq when queued: the entry is live while they match
+	c    *checkState
+	slot int32 // c's
 }
 
 func (a entry) less(b entry) bool {
@@ -49,7 +59,16 @@ func (a entry) less(b entry) bool {
 	return a.seq < b.seq
 }
 
-func (a entry) live() bool { return a.c.queued && a.c.seq == a.seq }
+func (s *schedule) live(e entry) bool { return s.words[e.slot] == e.seq<<1 }
+
+// queued reports whether c is in the schedule.
+func (s *schedule) queued(c *checkState) bool {
+	return c.slot != 0 && s.words[c.slot]&1 == 0 && s.words[c.slot] != 0
+}
+
+// launched reports whether c's probe popped as seq is still in flight:
+// c was neither queued again nor removed since.
+func (s *schedule) launched(slot int32, seq uint64) bool { return s.words[slot] == seq<<1|1 }
 
 // push queues c for c.due, after every checker already queued for the
 // same time (c.seq, which the caller set afresh). An entry c had in the
@@ -58,11 +77,14 @@ func (s *schedule) push(c *checkState) {
 	if s.epoch.IsZero() {
 		s.epoch = c.due
 	}
-	if c.queued {
+	if c.slot == 0 {
+		s.assign(c)
+	}
+	if s.queued(c) {
 		s.stale++
 	}
-	c.queued = true
-	e := entry{at: int64(c.due.Sub(s.epoch)), seq: c.seq, c: c}
+	s.words[c.slot] = c.seq << 1
+	e := entry{at: int64(c.due.Sub(s.epoch)), seq: c.seq, c: c, slot: c.slot}
 	// The run whose tail is the latest not after e; else an empty one.
 	var best, spare *fifo.Queue[entry]
 	for _, r := range s.runs {
@@ -91,12 +113,39 @@ func (s *schedule) push(c *checkState) {
 	}
 }
 
-// remove takes c off the schedule, if it is there.
-func (s *schedule) remove(c *checkState) {
-	if !c.queued {
+// assign gives c a slot.
+func (s *schedule) assign(c *checkState) {
+	if len(s.words) == 0 {
+		s.words = append(s.words, 0) // slot 0: none
+	}
+	if n := len(s.free); n > 0 {
+		c.slot, s.free = s.free[n-1], s.free[:n-1]
 		return
 	}
-	c.queued = false
+	c.slot = int32(len(s.words))
+	s.words = append(s.words, 0)
+}
+
+// release takes c off the schedule for good and frees its slot.
+func (s *schedule) release(c *checkState) {
+	s.remove(c)
+	if c.slot != 0 {
+		s.free = append(s.free, c.slot)
+		c.slot = 0
+	}
+}
+
+// remove takes c off the schedule, if it is there; its probe in flight,
+// if any, is no longer (launched).
+func (s *schedule) remove(c *checkState) {
+	if c.slot == 0 {
+		return
+	}
+	queued := s.queued(c)
+	s.words[c.slot] = 0
+	if !queued {
+		return
+	}
 	s.stale++
 	if s.stale > 1024 && s.stale > s.size()/2 {
 		s.compact()
@@ -118,7 +167,7 @@ func (s *schedule) top() (entry, *fifo.Queue[entry], bool) {
 	var from *fifo.Queue[entry]
 	ok := false
 	for _, r := range s.runs {
-		for r.Len() > 0 && !r.Front().live() {
+		for r.Len() > 0 && !s.live(r.Front()) {
 			s.stale--
 			r.Pop()
 		}
@@ -126,7 +175,7 @@ func (s *schedule) top() (entry, *fifo.Queue[entry], bool) {
 			best, from, ok = r.Front(), r, true
 		}
 	}
-	for len(s.heap) > 0 && !s.heap[0].live() {
+	for len(s.heap) > 0 && !s.live(s.heap[0]) {
 		s.stale--
 		s.popHeap()
 	}
@@ -145,16 +194,48 @@ func (s *schedule) head() *checkState {
 	return e.c
 }
 
+// next is when the checker due first is due, read from its entry: no
+// checkState is touched.
+func (s *schedule) next() (time.Time, bool) {
+	e, _, ok := s.top()
+	if !ok {
+		return time.Time{}, false
+	}
+	return s.epoch.Add(time.Duration(e.at)), true
+}
+
+// popUntil pops every checker due by t onto out, its probe in flight
+// from here (launched) — reading only the entries and the slots.
+func (s *schedule) popUntil(t time.Time, out []*checkState) []*checkState {
+	if s.epoch.IsZero() {
+		return out
+	}
+	until := int64(t.Sub(s.epoch))
+	for {
+		e, from, ok := s.top()
+		if !ok || e.at > until {
+			return out
+		}
+		s.take(e, from)
+		out = append(out, e.c)
+	}
+}
+
 // pop takes the checker due first off the schedule; there must be one.
+// Its probe is in flight from here (launched).
 func (s *schedule) pop() *checkState {
 	e, from, _ := s.top()
-	e.c.queued = false
+	s.take(e, from)
+	return e.c
+}
+
+func (s *schedule) take(e entry, from *fifo.Queue[entry]) {
+	s.words[e.slot] = e.seq<<1 | 1
 	if from != nil {
 		from.Pop()
 	} else {
 		s.popHeap()
 	}
-	return e.c
 }
 
 func (s *schedule) popHeap() {
@@ -171,11 +252,11 @@ func (s *schedule) popHeap() {
 // again.
 func (s *schedule) compact() {
 	for _, r := range s.runs {
-		r.Keep(entry.live)
+		r.Keep(s.live)
 	}
 	live := s.heap[:0]
 	for _, e := range s.heap {
-		if e.live() {
+		if s.live(e) {
 			live = append(live, e)
 		}
 	}
@@ -224,13 +305,14 @@ func (s *schedule) down(i int) {
 
 // expiry is the Runner's own deadline of a probe in flight (Timeout +
 // Grace after its start), kept in fifo.Lanes by that length: no timer per
-// probe. It is dead once its probe ended or another started (gen).
+// probe. It is dead once its checker was queued again or removed: the
+// schedule's slot says (launched), and its checkState, cold 3 s after
+// the probe's start, is not read.
 type expiry struct {
-	at  time.Time
-	c   *checkState
-	gen uint64
+	at   time.Time
+	c    *checkState
+	seq  uint64 // the seq c was popped as
+	slot int32
 }
-
-func (e expiry) dead() bool { return !e.c.inflight || e.c.gen != e.gen }
 
 func (e expiry) before(f expiry) bool { return e.at.Before(f.at) }

@@ -50,7 +50,7 @@ func TestScheduleOrder(t *testing.T) {
 			if h := s.head(); h != c {
 				t.Fatalf("round %d: pop %d: head is %p, want %p", round, i, h, c)
 			}
-			if s.pop() != c || c.queued {
+			if s.pop() != c || s.queued(c) {
 				t.Fatalf("round %d: pop %d: wrong checker or still queued", round, i)
 			}
 			delete(want, c)
@@ -64,7 +64,7 @@ func TestScheduleOrder(t *testing.T) {
 		}
 		live := 0
 		for _, e := range all {
-			if e.live() {
+			if s.live(e) {
 				live++
 			}
 		}
