@@ -180,3 +180,40 @@ func checkEmpty[K comparable, V any, O prober](t *testing.T, mu *sync.Mutex, ops
 		t.Errorf("prober still holds %d probes (a live deadline: %v)", len(*ops), live)
 	}
 }
+
+// TestCheckerBatches: a connect TCP_CHECK started by the Runner's Start
+// only queues; the connect leaves at the Flush of its Flusher (the
+// Runner flushes once per tick, after letting go of its lock).
+func TestCheckerBatches(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan struct{}, 1)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+			accepted <- struct{}{}
+		}
+	}()
+	var c check.Batcher = New(check.Target{Addr: netip.MustParseAddrPort(ln.Addr().String())})
+	ch := make(chan check.Result, 1)
+	c.Start(3*time.Second, func(r check.Result) { ch <- r })
+	select {
+	case <-accepted:
+		t.Fatal("connected before Flush")
+	case r := <-ch:
+		t.Fatalf("result before Flush: %+v", r)
+	case <-time.After(100 * time.Millisecond):
+	}
+	c.Flusher().Flush()
+	if r := result(t, ch, 5*time.Second); !r.OK {
+		t.Fatalf("after Flush: %+v, want up", r)
+	}
+	<-accepted
+}

@@ -18,8 +18,9 @@ type Checker struct {
 // New returns a TCP_CHECK probe of t.
 func New(t check.Target) *Checker { return &Checker{Target: t} }
 
-// Start begins one probe; done gets its result from the poller's
-// goroutine, never from within Start.
+// Start queues one probe, connected at the poller's next Flush (a
+// Batcher); done gets its result from the poller's goroutine, never from
+// within Start.
 func (c *Checker) Start(timeout time.Duration, done func(check.Result)) (cancel func()) {
 	p, err := sharedPoller()
 	if err != nil {
@@ -32,8 +33,21 @@ func (c *Checker) Start(timeout time.Duration, done func(check.Result)) (cancel 
 		}()
 		return cancel
 	}
-	return p.start(c.Target, timeout, done)
+	return p.queue(c.Target, timeout, done)
 }
+
+// Flusher is the shared poller (one Flush connects every probe queued),
+// or, where it could not be made, nothing to flush.
+func (c *Checker) Flusher() check.Flusher {
+	if p, err := sharedPoller(); err == nil {
+		return p
+	}
+	return noFlush{}
+}
+
+type noFlush struct{}
+
+func (noFlush) Flush() {}
 
 // Check makes one probe and waits for it, until ctx's deadline.
 func (c *Checker) Check(ctx context.Context) check.Result {
