@@ -46,8 +46,8 @@ func openTarget(t *testing.T) check.Target {
 }
 
 // acceptAndClose listens on addr until the test ends, closing every
-// connection it accepts.
-func acceptAndClose(t *testing.T, addr string) net.Listener {
+// connection it accepts (and telling accepted, if given, of each).
+func acceptAndClose(t *testing.T, addr string, accepted ...chan<- struct{}) net.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -61,6 +61,9 @@ func acceptAndClose(t *testing.T, addr string) net.Listener {
 				return
 			}
 			c.Close()
+			for _, ch := range accepted {
+				ch <- struct{}{}
+			}
 		}
 	}()
 	return ln
@@ -185,22 +188,8 @@ func checkEmpty[K comparable, V any, O prober](t *testing.T, mu *sync.Mutex, ops
 // only queues; the connect leaves at the Flush of its Flusher (the
 // Runner flushes once per tick, after letting go of its lock).
 func TestCheckerBatches(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
 	accepted := make(chan struct{}, 1)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-			accepted <- struct{}{}
-		}
-	}()
+	ln := acceptAndClose(t, "127.0.0.1:0", accepted)
 	var c check.Batcher = New(check.Target{Addr: netip.MustParseAddrPort(ln.Addr().String())})
 	ch := make(chan check.Result, 1)
 	c.Start(3*time.Second, func(r check.Result) { ch <- r })

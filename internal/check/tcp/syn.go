@@ -164,27 +164,7 @@ func (p *SynProber) Receive() string {
 // openRings opens the IPPROTO_RAW sockets SYNs leave by, reserves the
 // source ports, and opens the packet rings that read the answers.
 func (p *SynProber) openRings(nports int) error {
-	fd4, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrRawSocket, os.NewSyscallError("socket", err))
-	}
-	p.fd4 = fd4
-	if fd6, err := unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW); err == nil {
-		p.fd6 = fd6
-		if err := unix.SetsockoptInt(fd6, unix.IPPROTO_IPV6, unix.IPV6_HDRINCL, 1); err != nil {
-			return os.NewSyscallError("setsockopt IPV6_HDRINCL", err)
-		}
-	}
-	// They receive only IP protocol 255, which nobody sends: keep even
-	// that out.
-	for _, fd := range []int{p.fd4, p.fd6} {
-		if fd >= 0 {
-			if err := attach(fd, fd == p.fd4, 1, 0); err != nil {
-				return err
-			}
-		}
-	}
-	if err := p.reserve(nports); err != nil {
+	if err := p.openSend(unix.IPPROTO_RAW, nports); err != nil {
 		return err
 	}
 	first, last := p.Ports()
@@ -206,25 +186,32 @@ func (p *SynProber) openRings(nports int) error {
 	return nil
 }
 
-// open opens the raw IPPROTO_TCP sockets SYNs leave by and answers are
-// read from, and reserves the source ports.
-func (p *SynProber) open(nports int) error {
-	fd4, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+// openSend opens the raw sockets of protocol (IPPROTO_RAW or
+// IPPROTO_TCP) that SYNs leave by, each family's where the host has it,
+// with a filter that passes nothing yet, and reserves the source ports.
+// IPv4 SYNs carry their own IP header, as do IPv6 ones on IPPROTO_RAW:
+// the kernel's raw send then skips its datagram building (corking,
+// fragmentation, the ID hash).
+func (p *SynProber) openSend(protocol, nports int) error {
+	fd4, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, protocol)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrRawSocket, os.NewSyscallError("socket", err))
 	}
 	p.fd4 = fd4
-	// IPv4 SYNs carry their own IP header: the kernel's raw send then
-	// skips its datagram building (corking, fragmentation, the ID hash).
 	if err := unix.SetsockoptInt(fd4, unix.IPPROTO_IP, unix.IP_HDRINCL, 1); err != nil {
 		return os.NewSyscallError("setsockopt IP_HDRINCL", err)
 	}
-	if fd6, err := unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP); err == nil {
+	if fd6, err := unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, protocol); err == nil {
 		p.fd6 = fd6
+		if protocol == unix.IPPROTO_RAW {
+			if err := unix.SetsockoptInt(fd6, unix.IPPROTO_IPV6, unix.IPV6_HDRINCL, 1); err != nil {
+				return os.NewSyscallError("setsockopt IPV6_HDRINCL", err)
+			}
+		}
 	}
-	// The filter needs the port range, and the range is what the bind
-	// gets; until the filter is on, block everything (and drain what came
-	// before it).
+	// Nothing until a filter for the reserved ports is on (IPPROTO_RAW
+	// sockets receive only IP protocol 255, which nobody sends: they keep
+	// this one).
 	for _, fd := range []int{p.fd4, p.fd6} {
 		if fd >= 0 {
 			if err := attach(fd, fd == p.fd4, 1, 0); err != nil {
@@ -232,9 +219,17 @@ func (p *SynProber) open(nports int) error {
 			}
 		}
 	}
-	if err := p.reserve(nports); err != nil {
+	return p.reserve(nports)
+}
+
+// open opens the raw IPPROTO_TCP sockets SYNs leave by and answers are
+// read from, and reserves the source ports.
+func (p *SynProber) open(nports int) error {
+	if err := p.openSend(unix.IPPROTO_TCP, nports); err != nil {
 		return err
 	}
+	// The filter for the ports the binds got, and out with what came
+	// before it.
 	for _, fd := range []int{p.fd4, p.fd6} {
 		if fd < 0 {
 			continue
