@@ -2,6 +2,7 @@ package tcp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 
 	"github.com/keepvs/keepvs/internal/check"
@@ -305,6 +307,36 @@ func testSynFilter(t *testing.T, raw bool) {
 		if b := read(); b != nil {
 			t.Errorf("%s: more than the SYN-ACK got through: % x", network, b)
 		}
+	}
+}
+
+// TestSynRingFallback: where a packet ring cannot be set up, the prober
+// reads answers from raw sockets instead, says why, and still probes.
+func TestSynRingFallback(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("half-open TCP_CHECK needs root (CAP_NET_RAW) for its raw sockets")
+	}
+	defer func(f func(bool, []bpf.RawInstruction) (*ring, error)) { ringOpener = f }(ringOpener)
+	ringOpener = func(bool, []bpf.RawInstruction) (*ring, error) { return nil, errors.New("no packet sockets here") }
+	p, err := OpenSynProber(SynOptions{Ports: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() { p.Run(ctx); close(ran) }()
+	defer func() { cancel(); <-ran; p.Close() }()
+	if want := "raw socket (no packet ring: no packet sockets here)"; p.Receive() != want {
+		t.Fatalf("Receive() = %q, want %q", p.Receive(), want)
+	}
+	if p.r4 != nil || p.f4 == nil {
+		t.Fatal("a ring is open, or the raw socket is not read")
+	}
+	if r := synProbe(t, p, openTarget(t), 3*time.Second); !r.OK {
+		t.Fatalf("probe = %+v, want up", r)
+	}
+	if r := synProbe(t, p, closedPort(t, "tcp4", "127.0.0.1:0"), 3*time.Second); r.OK || !strings.HasSuffix(r.Reason, "connection refused") {
+		t.Fatalf("probe of a closed port = %+v, want refused", r)
 	}
 }
 
