@@ -229,18 +229,21 @@ func (r *Runner) Add(rs RealServer) (Status, error) {
 			return Status{}, fmt.Errorf("real server %s: checker %q needs a Checker, a delay_loop and a timeout", rs.ID, sp.Name)
 		}
 	}
-	// The real server and its checkers in one allocation: a probe
-	// touches both, once a second, long after they left the cache — one
-	// page and adjacent lines instead of two places in the heap.
+	// The real server and its checkers in one allocation (with one
+	// checker, the usual case, the list of them too): a probe touches
+	// them all, once a second, long after they left the cache — one page
+	// and adjacent lines instead of places all over the heap.
 	block := &struct {
 		rs     rsState
 		checks [1]checkState
+		ptrs   [1]*checkState
 		more   []checkState
 	}{}
 	s := &block.rs
-	*s = rsState{id: rs.ID, weight: rs.Weight, checks: make([]*checkState, len(rs.Checks))}
+	*s = rsState{id: rs.ID, weight: rs.Weight, checks: block.ptrs[:min(len(rs.Checks), 1)]}
 	if len(rs.Checks) > 1 {
 		block.more = make([]checkState, len(rs.Checks)-1)
+		s.checks = make([]*checkState, len(rs.Checks))
 	}
 	for i, sp := range rs.Checks {
 		c := &block.checks[0]

@@ -185,15 +185,6 @@ func (s *schedule) top() (entry, *fifo.Queue[entry], bool) {
 	return best, from, ok
 }
 
-// head is the checker due first, nil when none is queued.
-func (s *schedule) head() *checkState {
-	e, _, ok := s.top()
-	if !ok {
-		return nil
-	}
-	return e.c
-}
-
 // next is when the checker due first is due, read from its entry: no
 // checkState is touched.
 func (s *schedule) next() (time.Time, bool) {
@@ -219,14 +210,6 @@ func (s *schedule) popUntil(t time.Time, out []*checkState) []*checkState {
 		s.take(e, from)
 		out = append(out, e.c)
 	}
-}
-
-// pop takes the checker due first off the schedule; there must be one.
-// Its probe is in flight from here (launched).
-func (s *schedule) pop() *checkState {
-	e, from, _ := s.top()
-	s.take(e, from)
-	return e.c
 }
 
 func (s *schedule) take(e entry, from *fifo.Queue[entry]) {

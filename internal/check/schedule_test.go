@@ -7,6 +7,23 @@ import (
 	"time"
 )
 
+// head is the checker due first, nil when none is queued.
+func (s *schedule) head() *checkState {
+	e, _, ok := s.top()
+	if !ok {
+		return nil
+	}
+	return e.c
+}
+
+// pop takes the checker due first off the schedule (launched, as
+// popUntil does); there must be one.
+func (s *schedule) pop() *checkState {
+	e, from, _ := s.top()
+	s.take(e, from)
+	return e.c
+}
+
 // TestScheduleOrder: random pushes, re-queues and removes (enough of them
 // to compact) against a plain list sorted by due time then queue order.
 func TestScheduleOrder(t *testing.T) {

@@ -5,6 +5,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/keepvs/keepvs/internal/rawsys"
 )
 
 // batchMax is the most segments one sendmmsg or recvmmsg moves. It also
@@ -49,18 +51,7 @@ func (b *batch) setSend(i, n int, dst netip.Addr, scope uint32, oob []byte) {
 	h := &b.hdrs[i].Hdr
 	b.iovs[i].SetLen(n)
 	nm := &b.names[i]
-	*nm = unix.RawSockaddrInet6{}
-	if dst.Is4() {
-		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(nm))
-		sa.Family = unix.AF_INET
-		sa.Addr = dst.As4()
-		h.Namelen = unix.SizeofSockaddrInet4
-	} else {
-		nm.Family = unix.AF_INET6
-		nm.Addr = dst.As16()
-		nm.Scope_id = scope
-		h.Namelen = unix.SizeofSockaddrInet6
-	}
+	h.Namelen = uint32(rawsys.PutAddrPort(netip.AddrPortFrom(dst, 0), scope, nm))
 	h.Name = (*byte)(unsafe.Pointer(nm))
 	h.Control = nil
 	h.SetControllen(0)

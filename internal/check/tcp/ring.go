@@ -8,6 +8,8 @@ import (
 
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
+
+	"github.com/keepvs/keepvs/internal/rawsys"
 )
 
 // ring is the receive side of the half-open prober: an AF_PACKET socket
@@ -42,9 +44,6 @@ const (
 	// at once fit.
 	ringFrames = 16384
 )
-
-// htons is a protocol number in network order, as AF_PACKET takes it.
-func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
 // openRing opens the ring for IPv4 or IPv6 packets with filter, whose
 // return value is how much of a packet to keep. Nothing is received
@@ -93,7 +92,7 @@ func (r *ring) setup(filter []bpf.RawInstruction) error {
 	if r.v6 {
 		proto = unix.ETH_P_IPV6
 	}
-	if err := unix.Bind(r.fd, &unix.SockaddrLinklayer{Protocol: htons(proto)}); err != nil {
+	if err := unix.Bind(r.fd, &unix.SockaddrLinklayer{Protocol: rawsys.NetOrder(proto)}); err != nil {
 		return os.NewSyscallError("bind AF_PACKET", err)
 	}
 	return nil

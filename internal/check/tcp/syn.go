@@ -397,7 +397,7 @@ func (p *SynProber) Run(ctx context.Context) error {
 	for _, r := range []*ring{p.r4, p.r6} {
 		if r != nil {
 			readers = append(readers, r.f)
-			wg.Go(func() { p.ringLoop(ctx, r) })
+			wg.Go(func() { p.readLoop(ctx, r.f, p.ringReader(r)) })
 		}
 	}
 	for _, s := range []struct {
@@ -406,7 +406,12 @@ func (p *SynProber) Run(ctx context.Context) error {
 	}{{p.f4, p.fd4}, {p.f6, p.fd6}} {
 		if s.f != nil {
 			readers = append(readers, s.f)
-			wg.Go(func() { p.readLoop(ctx, s.f, s.fd) })
+			wg.Go(func() {
+				p.readLoop(ctx, s.f, func(out []*synOp) ([]*synOp, bool) {
+					out = p.readLocked(s.fd, out)
+					return out, len(out) > 0
+				})
+			})
 		}
 	}
 	stop := context.AfterFunc(ctx, func() {
@@ -443,9 +448,11 @@ func (p *SynProber) Run(ctx context.Context) error {
 	}
 }
 
-// readLoop reads the answers on f (fd) as they come and delivers their
-// results, until ctx ends.
-func (p *SynProber) readLoop(ctx context.Context, f *os.File, fd int) {
+// readLoop reads the answers on f as they come and delivers their
+// results, until ctx ends. read, called with p.mu held, appends the
+// probes the answers finish to out and says whether there was anything
+// to read (else the loop waits for f).
+func (p *SynProber) readLoop(ctx context.Context, f *os.File, read func(out []*synOp) ([]*synOp, bool)) {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return
@@ -455,9 +462,10 @@ func (p *SynProber) readLoop(ctx context.Context, f *os.File, fd int) {
 	for ctx.Err() == nil {
 		err := rc.Read(func(uintptr) bool {
 			p.mu.Lock()
-			out = p.readLocked(fd, out)
+			var got bool
+			out, got = read(out)
 			p.mu.Unlock()
-			return len(out) > 0 // else wait for the socket
+			return got
 		})
 		if err != nil {
 			return
@@ -469,38 +477,24 @@ func (p *SynProber) readLoop(ctx context.Context, f *os.File, fd int) {
 	}
 }
 
-// ringLoop reads the answers r hands over and delivers their results,
-// until ctx ends.
-func (p *SynProber) ringLoop(ctx context.Context, r *ring) {
-	rc, err := r.f.SyscallConn()
-	if err != nil {
-		return
-	}
-	var out []*synOp
-	var dones []func(check.Result)
+// ringReader is readLoop's read of r: every frame the kernel has written.
+func (p *SynProber) ringReader(r *ring) func(out []*synOp) ([]*synOp, bool) {
 	parse := parseReply4
 	if r.v6 {
 		parse = parseReply6
 	}
+	var out []*synOp
 	var now time.Time
 	answer := func(pkt []byte) {
 		if rep, ok := parse(pkt); ok {
 			out = p.answerLocked(rep, now, out)
 		}
 	}
-	for ctx.Err() == nil {
-		err := rc.Read(func(uintptr) bool {
-			p.mu.Lock()
-			now = time.Now()
-			got := r.read(answer)
-			p.mu.Unlock()
-			return got // else wait for the kernel's next block
-		})
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		out, dones = deliver(&p.mu, out, dones)
+	return func(o []*synOp) ([]*synOp, bool) {
+		out, now = o, time.Now()
+		got := r.read(answer)
+		o, out = out, nil
+		return o, got
 	}
 }
 

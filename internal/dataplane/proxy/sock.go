@@ -5,6 +5,8 @@ import (
 	"net/netip"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/keepvs/keepvs/internal/rawsys"
 )
 
 // toSockaddr converts ap for the raw socket calls; IPv4-mapped addresses
@@ -83,10 +85,10 @@ func dialSocket(typ int, ap netip.AddrPort) (int, error) {
 		return -1, fmt.Errorf("socket: %w", e)
 	}
 	if typ == unix.SOCK_STREAM {
-		sysSetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+		rawsys.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	}
-	if err := sysConnect(int(fd), ap); err != nil && err != unix.EINPROGRESS {
-		sysClose(int32(fd))
+	if err := rawsys.Connect(int(fd), ap, 0); err != nil && err != unix.EINPROGRESS {
+		rawsys.Close(int32(fd))
 		return -1, fmt.Errorf("connect %s: %w", ap, err)
 	}
 	return int(fd), nil
@@ -96,7 +98,7 @@ func dialSocket(typ int, ap netip.AddrPort) (int, error) {
 // a reset or failed connection should see it.
 func closeReset(fd int) {
 	unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
-	sysClose(int32(fd))
+	rawsys.Close(int32(fd))
 }
 
 // pipe is a kernel pipe that carries spliced bytes between two sockets.

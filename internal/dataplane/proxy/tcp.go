@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/keepvs/keepvs/internal/lvs"
+	"github.com/keepvs/keepvs/internal/rawsys"
 )
 
 // tcpListener is a TCP virtual service's listening socket. It sits in every
@@ -43,7 +44,7 @@ func (l *tcpListener) accept(w *worker) {
 		return
 	}
 	for n < acceptBatch {
-		fd, from, err := sysAccept(l.fd)
+		fd, from, err := rawsys.Accept(l.fd)
 		if err == unix.EINTR || err == unix.ECONNABORTED {
 			continue
 		}
@@ -262,7 +263,7 @@ func (c *tcpConn) move(w *worker, d int, budget *int) bool {
 			if !dst.writable {
 				return true
 			}
-			n, err := sysSplice(dr.pipe.r, int(dst.fd), int(dr.pending))
+			n, err := rawsys.Splice(dr.pipe.r, int(dst.fd), int(dr.pending))
 			switch err {
 			case nil:
 				dr.pending -= int32(n)
@@ -284,7 +285,7 @@ func (c *tcpConn) move(w *worker, d int, budget *int) bool {
 				// close sends this FIN as shutdown would.
 				return true
 			}
-			sysShutdown(dst.fd, unix.SHUT_WR)
+			rawsys.Shutdown(dst.fd, unix.SHUT_WR)
 			if d == client {
 				c.sess.SetState(lvs.StateFinWait)
 			} else {
@@ -302,9 +303,9 @@ func (c *tcpConn) move(w *worker, d int, budget *int) bool {
 			if dr.pipe == nil && !c.takePipe(w, dr) {
 				return false
 			}
-			n, err = sysSplice(int(src.fd), dr.pipe.w, pipeSize)
+			n, err = rawsys.Splice(int(src.fd), dr.pipe.w, pipeSize)
 		} else {
-			n, err = sysRecv(src.fd, w.buf[:copyMax])
+			n, err = rawsys.Recv(src.fd, w.buf[:copyMax])
 		}
 		switch {
 		case err == unix.EINTR:
@@ -361,7 +362,7 @@ func (c *tcpConn) forward(w *worker, d int, p []byte) bool {
 		flags = unix.MSG_MORE
 	}
 	for dst.writable {
-		n, err := sysSend(dst.fd, p, flags)
+		n, err := rawsys.Send(dst.fd, p, flags)
 		if err == unix.EINTR {
 			continue
 		}
@@ -385,7 +386,7 @@ func (c *tcpConn) forward(w *worker, d int, p []byte) bool {
 		return false
 	}
 	// The pipe is empty and holds 64 KiB: the rest fits whole.
-	n, err := sysWrite(dr.pipe.w, p[m:])
+	n, err := rawsys.Write(dr.pipe.w, p[m:])
 	if err != nil || n != len(p)-m {
 		w.p.log.Warn("pipe write", "n", n, "want", len(p)-m, "err", err)
 		dr.pending = int32(max(n, 1)) // not back to the pool
@@ -443,7 +444,7 @@ func (c *tcpConn) close(w *worker, reset bool) {
 		if reset {
 			closeReset(int(s.fd))
 		} else {
-			sysClose(s.fd)
+			rawsys.Close(s.fd)
 		}
 	}
 	w.release(c.idx)

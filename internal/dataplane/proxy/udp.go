@@ -6,6 +6,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/keepvs/keepvs/internal/lvs"
+	"github.com/keepvs/keepvs/internal/rawsys"
 )
 
 // udpService is a UDP virtual service: one socket bound to VIP:port, owned
@@ -55,7 +56,7 @@ func (u *udpService) event(w *worker, side int, ev uint32) {
 		u.queued = false
 	}
 	for range udpBudget {
-		n, from, err := sysRecvfrom(u.fd, w.buf)
+		n, from, err := rawsys.Recvfrom(u.fd, w.buf)
 		if err == unix.EINTR {
 			continue
 		}
@@ -69,7 +70,7 @@ func (u *udpService) event(w *worker, side int, ev uint32) {
 			}
 		}
 		s.last = w.now
-		if _, err := sysWrite(s.fd, w.buf[:n]); err != nil {
+		if _, err := rawsys.Write(s.fd, w.buf[:n]); err != nil {
 			// A full socket buffer or an ICMP error from an earlier
 			// datagram: UDP drops, as the network would.
 			continue
@@ -98,7 +99,7 @@ func (u *udpService) open(w *worker, from netip.AddrPort) *udpSession {
 	s.idx = idx
 	if err := w.register(fd, unix.EPOLLIN|unix.EPOLLET, idx, gen, 0); err != nil {
 		w.release(idx)
-		sysClose(int32(fd))
+		rawsys.Close(int32(fd))
 		return nil
 	}
 	u.sessions[from] = s
@@ -113,7 +114,7 @@ func (s *udpSession) event(w *worker, side int, ev uint32) {
 		s.queued = false
 	}
 	for range udpBudget {
-		n, err := sysRecv(int32(s.fd), w.buf)
+		n, err := rawsys.Recv(int32(s.fd), w.buf)
 		switch err {
 		case nil:
 		case unix.EINTR, unix.ECONNREFUSED:
@@ -124,7 +125,7 @@ func (s *udpSession) event(w *worker, side int, ev uint32) {
 			return
 		}
 		s.last = w.now
-		if err := sysSendto(s.svc.fd, w.buf[:n], s.client); err != nil {
+		if err := rawsys.Sendto(s.svc.fd, w.buf[:n], s.client); err != nil {
 			continue
 		}
 		s.sess.Out(n)
@@ -148,7 +149,7 @@ func (s *udpSession) close(w *worker) {
 		return
 	}
 	s.closed = true
-	sysClose(int32(s.fd))
+	rawsys.Close(int32(s.fd))
 	w.release(s.idx)
 	if s.svc.sessions[s.client] == s {
 		delete(s.svc.sessions, s.client)

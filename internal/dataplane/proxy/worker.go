@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/keepvs/keepvs/internal/rawsys"
 )
 
 // Tokens in an epoll event's Fd field below 0; 0 and up index a worker's
@@ -111,7 +113,7 @@ func newWorker(p *Proxy) (*worker, error) {
 // thread each time: more CPU per connection than the park.)
 func (w *worker) wait(events []unix.EpollEvent) (int, error) {
 	if len(w.ready) > 0 {
-		return sysEpollPoll(w.epfd, events)
+		return rawsys.EpollPoll(w.epfd, events)
 	}
 	if w.deadline != w.nextSweep {
 		// Set only when it changes: a deadline is a runtime timer.
@@ -123,7 +125,7 @@ func (w *worker) wait(events []unix.EpollEvent) (int, error) {
 	// Read tries the callback once before it parks, so a busy worker
 	// does not park at all.
 	rerr := w.raw.Read(func(uintptr) bool {
-		n, err = sysEpollPoll(w.epfd, events)
+		n, err = rawsys.EpollPoll(w.epfd, events)
 		return n != 0 || (err != nil && err != unix.EINTR)
 	})
 	if rerr != nil {
@@ -193,7 +195,7 @@ func (w *worker) release(idx int32) {
 
 func (w *worker) register(fd int, events uint32, idx int32, gen uint32, side int) error {
 	ev := unix.EpollEvent{Events: events, Fd: idx, Pad: int32(gen<<1) | int32(side)}
-	if err := sysEpollCtl(w.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+	if err := rawsys.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		return fmt.Errorf("epoll_ctl add: %w", err)
 	}
 	return nil
@@ -244,7 +246,7 @@ func (w *worker) loop() {
 			switch {
 			case ev.Fd == tokWake:
 				var b [8]byte
-				sysRead(int32(w.wakefd), b[:])
+				rawsys.Read(int32(w.wakefd), b[:])
 			case ev.Fd == tokListener:
 				if l := w.p.listener(uint32(ev.Pad)); l != nil {
 					l.accept(w)
