@@ -60,16 +60,37 @@ func synProbe(t *testing.T, p *SynProber, tg check.Target, timeout time.Duration
 	return result(t, ch, timeout+5*time.Second)
 }
 
-// closedPort is a port nothing listens on at addr: bound, noted, closed.
+// closedPort is a port nothing listens on at addr: bound by a socket
+// that never listens, until the test ends — a port merely closed again
+// could be taken meanwhile by a listener of a test running in parallel.
 func closedPort(t *testing.T, network, addr string) check.Target {
 	t.Helper()
-	l, err := net.Listen(network, addr)
+	ap := netip.MustParseAddrPort(addr)
+	family := unix.AF_INET6
+	var sa unix.Sockaddr = &unix.SockaddrInet6{Addr: ap.Addr().As16()}
+	if network == "tcp4" {
+		family, sa = unix.AF_INET, &unix.SockaddrInet4{Addr: ap.Addr().As4()}
+	}
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tg := check.Target{Addr: netip.MustParseAddrPort(l.Addr().String())}
-	l.Close()
-	return tg
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Bind(fd, sa); err != nil {
+		t.Fatal(err)
+	}
+	got, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := 0
+	switch g := got.(type) {
+	case *unix.SockaddrInet4:
+		port = g.Port
+	case *unix.SockaddrInet6:
+		port = g.Port
+	}
+	return check.Target{Addr: netip.AddrPortFrom(ap.Addr(), uint16(port))}
 }
 
 func TestSyn(t *testing.T) { receiveModes(t, testSyn) }
