@@ -207,11 +207,11 @@ type timedStarter struct {
 	s check.Starter
 }
 
-func (c timedStarter) Start(timeout time.Duration, done func(check.Result)) func() {
+func (c timedStarter) Start(timeout time.Duration, tag uint64, done check.Done) func() {
 	start := time.Now()
-	return c.s.Start(timeout, func(r check.Result) {
+	return c.s.Start(timeout, tag, func(tag uint64, r check.Result) {
 		c.count(time.Since(start))
-		done(r)
+		done(tag, r)
 	})
 }
 

@@ -24,14 +24,19 @@ type Checker interface {
 
 // Starter is a Checker that probes without a goroutine of its own (the
 // TCP_CHECK on its shared poller). Start begins one probe that ends within
-// timeout and calls done exactly once with its result, from another
-// goroutine and never before Start returns, so a caller may hold a lock
-// across Start. After cancel, done is not called, or its call is already
-// under way.
+// timeout and calls done exactly once with tag and its result, from
+// another goroutine and never before Start returns, so a caller may hold
+// a lock across Start. After cancel, done is not called, or its call is
+// already under way (tag tells that late call from a later probe's). One
+// done for every probe of a checker, and a cancel a Starter may keep for
+// all of its probes, cost no allocation per probe.
 type Starter interface {
 	Checker
-	Start(timeout time.Duration, done func(Result)) (cancel func())
+	Start(timeout time.Duration, tag uint64, done Done) (cancel func())
 }
+
+// Done receives the end of a probe begun with tag.
+type Done func(tag uint64, r Result)
 
 // Batcher is a Starter whose Start only queues its probe, for its Flusher
 // (shared by many Batchers) to send with the others queued: one system

@@ -156,6 +156,7 @@ type checkState struct {
 	due      time.Time
 	started  time.Time
 	cancel   context.CancelFunc
+	done     Done // a Starter's probes report here
 	spec     Spec
 
 	v      verdict
@@ -251,6 +252,11 @@ func (r *Runner) Add(rs RealServer) (Status, error) {
 			c = &block.more[i-1]
 		}
 		*c = checkState{rs: s, spec: sp, v: verdict{up: !sp.Alpha}}
+		if _, ok := sp.Checker.(Starter); ok {
+			// One callback for all of the checker's probes: the
+			// generation it was started with tells a late one.
+			c.done = func(gen uint64, res Result) { r.complete(c, gen, res, false) }
+		}
 		s.checks[i] = c
 	}
 	s.up, s.eff = s.state()
@@ -494,12 +500,7 @@ func (r *Runner) launchLocked(c *checkState, now time.Time, flush *[]Flusher) fu
 		// Started here, under the lock: Start never calls back before
 		// it returns, and costs no goroutine.
 		r.countStart(now.Sub(due))
-		c.cancel = st.Start(c.spec.Timeout, func(res Result) {
-			if res.Duration == 0 {
-				res.Duration = r.clk.Now().Sub(now)
-			}
-			r.complete(c, gen, res, false)
-		})
+		c.cancel = st.Start(c.spec.Timeout, gen, c.done)
 		if b, ok := st.(Batcher); ok {
 			if f := b.Flusher(); !slices.Contains(*flush, f) {
 				*flush = append(*flush, f)
@@ -557,6 +558,9 @@ func (r *Runner) complete(c *checkState, gen uint64, res Result, cancel bool) {
 	c.inflight = false
 	if cancel {
 		c.cancel()
+	}
+	if res.Duration == 0 {
+		res.Duration = r.clk.Now().Sub(c.started)
 	}
 	r.applyLocked(c, res)
 	events := len(r.events) > 0

@@ -76,9 +76,9 @@ func (f *instantFlusher) Flush() {
 type instantStarter struct{ f *instantFlusher }
 
 func (s *instantStarter) Check(context.Context) Result { return Result{OK: true} }
-func (s *instantStarter) Start(_ time.Duration, done func(Result)) func() {
+func (s *instantStarter) Start(_ time.Duration, tag uint64, done Done) func() {
 	s.f.mu.Lock()
-	s.f.queue = append(s.f.queue, done)
+	s.f.queue = append(s.f.queue, func(r Result) { done(tag, r) })
 	s.f.mu.Unlock()
 	return func() {}
 }

@@ -21,11 +21,11 @@ type starter struct {
 
 func (f *starter) Check(context.Context) Result { panic("a Starter is started, never checked") }
 
-func (f *starter) Start(timeout time.Duration, done func(Result)) func() {
+func (f *starter) Start(timeout time.Duration, tag uint64, done Done) func() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.starts = append(f.starts, f.clk.Now().Sub(t0))
-	f.dones = append(f.dones, done)
+	f.dones = append(f.dones, func(r Result) { done(tag, r) })
 	return func() {
 		f.mu.Lock()
 		f.canceled++

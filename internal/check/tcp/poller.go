@@ -96,15 +96,15 @@ func newPoller(max int) (*poller, error) {
 // from the poller's goroutine. cancel drops the probe; done is then not
 // called (or its call is already under way and its result is stale).
 func (p *poller) start(t check.Target, timeout time.Duration, done func(check.Result)) (cancel func()) {
-	cancel = p.queue(t, timeout, done)
+	cancel = p.queue(t, timeout, 0, doneOf(done))
 	p.Flush()
 	return cancel
 }
 
 // queue is start without the connect: it happens at the next Flush, with
 // the others queued since the last. The timeout runs from queue.
-func (p *poller) queue(t check.Target, timeout time.Duration, done func(check.Result)) (cancel func()) {
-	o := &op{probe: probe{target: t, timeout: timeout, done: done}, fd: -1}
+func (p *poller) queue(t check.Target, timeout time.Duration, tag uint64, done check.Done) (cancel func()) {
+	o := &op{probe: probe{target: t, timeout: timeout, tag: tag, done: done}, fd: -1}
 	p.mu.Lock()
 	p.admitLocked(o, len(p.ops)+len(p.pending) < p.max, p.pendLocked)
 	p.mu.Unlock()
@@ -185,7 +185,7 @@ func (p *poller) launchQueuedLocked() {
 func (p *poller) loop() {
 	events := make([]unix.EpollEvent, 256)
 	var out []*op
-	var dones []func(check.Result)
+	var dones []delivery
 	for {
 		p.mu.Lock()
 		wait := -1

@@ -192,7 +192,12 @@ func TestCheckerBatches(t *testing.T) {
 	ln := acceptAndClose(t, "127.0.0.1:0", accepted)
 	var c check.Batcher = New(check.Target{Addr: netip.MustParseAddrPort(ln.Addr().String())})
 	ch := make(chan check.Result, 1)
-	c.Start(3*time.Second, func(r check.Result) { ch <- r })
+	c.Start(3*time.Second, 7, func(tag uint64, r check.Result) {
+		if tag != 7 {
+			t.Errorf("done called with tag %d, want 7", tag)
+		}
+		ch <- r
+	})
 	select {
 	case <-accepted:
 		t.Fatal("connected before Flush")

@@ -16,7 +16,8 @@ import (
 type probe struct {
 	target  check.Target
 	timeout time.Duration
-	done    func(check.Result)
+	tag     uint64 // done's first argument
+	done    check.Done
 
 	start    time.Time
 	deadline int64 // monotonic ns since pollBase
@@ -31,10 +32,22 @@ func (p *probe) failed(why string) check.Result {
 	return check.Result{Reason: "connect " + p.target.Addr.String() + ": " + why, Duration: time.Since(p.start)}
 }
 
-// prober is a probe type of one of the probers (*op, *synOp).
+// prober is a probe type of one of the probers (*op, synRef): what
+// their shared bookkeeping holds.
 type prober interface {
 	comparable
 	base() *probe
+	// stale reports that the probe this refers to has ended and its
+	// memory serves a later one (a SynChecker's own synOp): this
+	// reference is dead, whatever the probe's fields say.
+	stale() bool
+}
+
+func (*op) stale() bool { return false }
+
+// doneOf adapts a callback without a tag.
+func doneOf(done func(check.Result)) check.Done {
+	return func(_ uint64, r check.Result) { done(r) }
 }
 
 // core is the bookkeeping both probers share, guarded by the prober's
@@ -101,6 +114,9 @@ func (c *core[O]) takeReadyLocked(out []O) []O {
 // out of flight (drop, which reports whether it was in flight: a slot
 // is then free for a waiting probe, launch) or out of the queue.
 func (c *core[O]) cancelLocked(o O, drop func(O) bool, launch func()) {
+	if o.stale() {
+		return
+	}
 	b := o.base()
 	if b.finished {
 		b.done = nil
@@ -136,7 +152,7 @@ func (c *core[O]) expireLocked(now int64, out []O, drop func(O) bool) []O {
 // prober's user time). A finished probe's entry is dead.
 func newDeadlines[O prober]() fifo.Lanes[O] {
 	return fifo.NewLanes(
-		func(o O) bool { return o.base().finished },
+		func(o O) bool { return o.stale() || o.base().finished },
 		func(a, b O) bool { return a.base().deadline < b.base().deadline })
 }
 
@@ -175,24 +191,37 @@ func (w *waiting[O]) launch(room func() bool, start func(O)) {
 	}
 }
 
+// delivery is a finished probe's callback with what it is called with,
+// taken under the prober's lock: the probe's memory may serve another
+// probe once the lock is let go.
+type delivery struct {
+	done check.Done
+	tag  uint64
+	res  check.Result
+}
+
 // deliver hands out the results of the finished probes out: it takes each
-// callback under mu, the prober's lock, which the caller holds (a cancel
-// after this finds the probe finished, and the callback is deliver's to
-// call), unlocks mu, calls the callbacks in order, and returns both
-// slices emptied for reuse.
-func deliver[O prober](mu *sync.Mutex, out []O, dones []func(check.Result)) ([]O, []func(check.Result)) {
+// callback and result under mu, the prober's lock, which the caller holds
+// (a cancel after this finds the probe finished, and the callback is
+// deliver's to call), unlocks mu, calls the callbacks in order, and
+// returns both slices emptied for reuse. A stale reference (its probe
+// canceled, its memory started again) is skipped.
+func deliver[O prober](mu *sync.Mutex, out []O, ds []delivery) ([]O, []delivery) {
 	for _, o := range out {
+		if o.stale() {
+			continue
+		}
 		b := o.base()
-		dones = append(dones, b.done)
-		b.done = nil
-	}
-	mu.Unlock()
-	for i, o := range out {
-		if dones[i] != nil {
-			dones[i](o.base().res)
+		if b.done != nil {
+			ds = append(ds, delivery{b.done, b.tag, b.res})
+			b.done = nil
 		}
 	}
+	mu.Unlock()
+	for _, d := range ds {
+		d.done(d.tag, d.res)
+	}
 	clear(out)
-	clear(dones)
-	return out[:0], dones[:0]
+	clear(ds)
+	return out[:0], ds[:0]
 }

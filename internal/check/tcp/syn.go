@@ -53,7 +53,7 @@ type SynProber struct {
 	ports    []uint16 // the reserved source ports, ascending
 
 	mu sync.Mutex
-	core[*synOp]
+	core[synRef]
 	ops    map[synKey]*synOp
 	max    int
 	next   int // the pool's next port, round robin
@@ -62,7 +62,7 @@ type SynProber struct {
 	bound  map[netip.Addr]route  // bindto addresses found local
 	oobs   map[netip.Addr][]byte // IP_PKTINFO by source address
 
-	pending []*synOp // launched, their SYNs not sent yet (Flush sends them)
+	pending []synRef // launched, their SYNs not sent yet (Flush sends them)
 	live    []*synOp // flushLocked's batch
 	ipid    uint16   // the IPv4 ID of the last SYN
 	ringErr error    // why the packet rings could not be set up
@@ -92,9 +92,11 @@ type synKey struct {
 	remote, local uint16
 }
 
-// synOp is one probe.
+// synOp is one probe: a SynChecker's own, reused for each of its
+// probes, or one of its own for a probe started otherwise.
 type synOp struct {
 	probe
+	gen      uint32         // bumped each time it starts a probe
 	remote   netip.AddrPort // target.Addr, unmapped and without zone
 	key      synKey
 	isn      uint32
@@ -103,6 +105,18 @@ type synOp struct {
 	scope    uint32 // IPv6 zone's interface index
 	inflight bool
 }
+
+// synRef is a reference to the probe a synOp ran when the reference was
+// taken: the prober's lists keep these, so a reused synOp's old entries
+// are dead.
+type synRef struct {
+	o   *synOp
+	gen uint32
+}
+
+func (r synRef) base() *probe { return &r.o.probe }
+func (r synRef) stale() bool  { return r.o.gen != r.gen }
+func (o *synOp) ref() synRef  { return synRef{o, o.gen} }
 
 // route is a cached source address for a destination.
 type route struct {
@@ -129,7 +143,7 @@ func OpenSynProber(opt SynOptions) (*SynProber, error) {
 	if opt.MaxInFlight <= 0 {
 		opt.MaxInFlight = 65536
 	}
-	p := &SynProber{fd4: -1, fd6: -1, udp4: -1, udp6: -1, core: core[*synOp]{evfd: -1, kick: make(chan struct{}, 1), timers: newDeadlines[*synOp]()}, max: opt.MaxInFlight,
+	p := &SynProber{fd4: -1, fd6: -1, udp4: -1, udp6: -1, core: core[synRef]{evfd: -1, kick: make(chan struct{}, 1), timers: newDeadlines[synRef]()}, max: opt.MaxInFlight,
 		ops: map[synKey]*synOp{}, routes: map[[16]byte]route{}, bound: map[netip.Addr]route{}, oobs: map[netip.Addr][]byte{}, tx: newBatch(ip6Len + synLen), rx: newBatch(replyKeep)}
 	if !opt.RawReceive {
 		err := p.openRings(opt.Ports)
@@ -407,7 +421,7 @@ func (p *SynProber) Run(ctx context.Context) error {
 		if s.f != nil {
 			readers = append(readers, s.f)
 			wg.Go(func() {
-				p.readLoop(ctx, s.f, func(out []*synOp) ([]*synOp, bool) {
+				p.readLoop(ctx, s.f, func(out []synRef) ([]synRef, bool) {
 					out = p.readLocked(s.fd, out)
 					return out, len(out) > 0
 				})
@@ -422,8 +436,8 @@ func (p *SynProber) Run(ctx context.Context) error {
 	defer stop()
 	tm := time.NewTimer(idleWait)
 	defer tm.Stop()
-	var out []*synOp
-	var dones []func(check.Result)
+	var out []synRef
+	var dones []delivery
 	for {
 		select {
 		case <-ctx.Done():
@@ -452,13 +466,13 @@ func (p *SynProber) Run(ctx context.Context) error {
 // results, until ctx ends. read, called with p.mu held, appends the
 // probes the answers finish to out and says whether there was anything
 // to read (else the loop waits for f).
-func (p *SynProber) readLoop(ctx context.Context, f *os.File, read func(out []*synOp) ([]*synOp, bool)) {
+func (p *SynProber) readLoop(ctx context.Context, f *os.File, read func(out []synRef) ([]synRef, bool)) {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return
 	}
-	var out []*synOp
-	var dones []func(check.Result)
+	var out []synRef
+	var dones []delivery
 	for ctx.Err() == nil {
 		err := rc.Read(func(uintptr) bool {
 			p.mu.Lock()
@@ -478,19 +492,19 @@ func (p *SynProber) readLoop(ctx context.Context, f *os.File, read func(out []*s
 }
 
 // ringReader is readLoop's read of r: every frame the kernel has written.
-func (p *SynProber) ringReader(r *ring) func(out []*synOp) ([]*synOp, bool) {
+func (p *SynProber) ringReader(r *ring) func(out []synRef) ([]synRef, bool) {
 	parse := parseReply4
 	if r.v6 {
 		parse = parseReply6
 	}
-	var out []*synOp
+	var out []synRef
 	var now time.Time
 	answer := func(pkt []byte) {
 		if rep, ok := parse(pkt); ok {
 			out = p.answerLocked(rep, now, out)
 		}
 	}
-	return func(o []*synOp) ([]*synOp, bool) {
+	return func(o []synRef) ([]synRef, bool) {
 		out, now = o, time.Now()
 		got := r.read(answer)
 		o, out = out, nil
@@ -501,7 +515,7 @@ func (p *SynProber) ringReader(r *ring) func(out []*synOp) ([]*synOp, bool) {
 // readLocked reads every queued answer on fd (until a read comes back
 // short: the socket is drained, and the poller's edge-triggered wait
 // sees what comes next) and finishes the probes they answer.
-func (p *SynProber) readLocked(fd int, out []*synOp) []*synOp {
+func (p *SynProber) readLocked(fd int, out []synRef) []synRef {
 	v6 := fd != p.fd4
 	for {
 		p.rx.setRecv(v6)
@@ -531,7 +545,7 @@ func (p *SynProber) readLocked(fd int, out []*synOp) []*synOp {
 }
 
 // answerLocked finishes the probe r, read at now, answers, if any.
-func (p *SynProber) answerLocked(r reply, now time.Time, out []*synOp) []*synOp {
+func (p *SynProber) answerLocked(r reply, now time.Time, out []synRef) []synRef {
 	o := p.ops[synKey{r.remote.Addr().As16(), r.remote.Port(), r.localPort}]
 	if o == nil || r.flags&tcpACK == 0 || r.ack != o.isn+1 {
 		return out // a late answer to an earlier probe, or not ours
@@ -547,7 +561,7 @@ func (p *SynProber) answerLocked(r reply, now time.Time, out []*synOp) []*synOp 
 	delete(p.ops, o.key)
 	o.inflight = false
 	o.finished = true
-	return append(out, o)
+	return append(out, o.ref())
 }
 
 // Start begins a probe of t (which Supports) that ends within timeout and
@@ -562,19 +576,56 @@ func (p *SynProber) Start(t check.Target, timeout time.Duration, done func(check
 // Queue is Start without the send: the SYN leaves at the next Flush,
 // with the others queued since the last. The timeout runs from Queue.
 func (p *SynProber) Queue(t check.Target, timeout time.Duration, done func(check.Result)) (cancel func()) {
-	return p.queue(t, timeout, done, nil)
+	return p.queue(newSynOp(t, nil), timeout, 0, doneOf(done))
 }
 
-// queue is Queue with the caller's cache of the route to t (a
-// SynChecker's, guarded by p.mu): no lookup in the prober's table of
-// every destination for each probe.
-func (p *SynProber) queue(t check.Target, timeout time.Duration, done func(check.Result), cache *route) (cancel func()) {
+// newSynOp is the memory of a probe of t; cache is where its checker
+// keeps the route to t (guarded by p.mu), or nil.
+func newSynOp(t check.Target, cache *route) *synOp {
 	a := t.Addr.Addr().Unmap().WithZone("")
-	o := &synOp{probe: probe{target: t, timeout: timeout, done: done}, remote: netip.AddrPortFrom(a, t.Addr.Port()), cache: cache}
+	return &synOp{probe: probe{target: t, finished: true}, remote: netip.AddrPortFrom(a, t.Addr.Port()), cache: cache}
+}
+
+// queue starts a probe in o, which no probe uses.
+func (p *SynProber) queue(o *synOp, timeout time.Duration, tag uint64, done check.Done) (cancel func()) {
 	p.mu.Lock()
-	p.admitLocked(o, len(p.ops) < p.max, p.launchLocked)
+	p.queueLocked(o, timeout, tag, done)
+	r := o.ref()
 	p.mu.Unlock()
-	return func() { p.cancel(o) }
+	return func() { p.cancel(r) }
+}
+
+// queueLocked starts a probe in o, which no probe uses: its memory is
+// a new probe's, and its earlier references are stale.
+func (p *SynProber) queueLocked(o *synOp, timeout time.Duration, tag uint64, done check.Done) {
+	o.gen++
+	o.timeout, o.tag, o.done = timeout, tag, done
+	o.res, o.finished, o.inflight = check.Result{}, false, false
+	p.admitLocked(o.ref(), len(p.ops) < p.max, p.launchLocked)
+}
+
+// queueOwn starts a probe of c in c's own memory, or in new memory when
+// its last probe is still under way (a Start before the last one ended
+// or was canceled: not the Runner's way). The cancel is the same for
+// every probe of c: it cancels the one under way.
+func (p *SynProber) queueOwn(c *SynChecker, timeout time.Duration, tag uint64, done check.Done) (cancel func()) {
+	p.mu.Lock()
+	if c.op == nil {
+		c.op = newSynOp(c.Target, &c.rt)
+		c.cancel = func() {
+			p.mu.Lock()
+			r := c.op.ref()
+			p.mu.Unlock()
+			p.cancel(r)
+		}
+	}
+	if !c.op.finished {
+		p.mu.Unlock()
+		return p.queue(newSynOp(c.Target, &c.rt), timeout, tag, done)
+	}
+	p.queueLocked(c.op, timeout, tag, done)
+	p.mu.Unlock()
+	return c.cancel
 }
 
 // Flush sends the SYNs queued since the last Flush. Run sends those a
@@ -588,15 +639,16 @@ func (p *SynProber) Flush() {
 // launchLocked readies o's SYN: a source port, its source address, its
 // sequence number; o is in flight from here, and its SYN leaves at the
 // next flush. An immediate failure goes to ready, for Run to deliver.
-func (p *SynProber) launchLocked(o *synOp) {
+func (p *SynProber) launchLocked(r synRef) {
+	o := r.o
 	if p.closed {
 		o.res = o.failed("prober closed")
-		p.readyLocked(o)
+		p.readyLocked(r)
 		return
 	}
 	if (o.remote.Addr().Is4() && p.fd4 < 0) || (!o.remote.Addr().Is4() && p.fd6 < 0) {
 		o.res = o.failed("no raw socket for " + o.remote.Addr().String())
-		p.readyLocked(o)
+		p.readyLocked(r)
 		return
 	}
 	// A source port no probe in flight to the same place uses.
@@ -604,7 +656,7 @@ func (p *SynProber) launchLocked(o *synOp) {
 	for i := 0; ; i++ {
 		if i == len(p.ports) {
 			o.res = o.failed("no free source port")
-			p.readyLocked(o)
+			p.readyLocked(r)
 			return
 		}
 		o.key.local = p.ports[p.next]
@@ -619,7 +671,7 @@ func (p *SynProber) launchLocked(o *synOp) {
 		rt, err := p.routeLocked(o.remote.Addr(), o.target.BindTo, now)
 		if err != nil {
 			o.res = o.failed(check.ErrText(err))
-			p.readyLocked(o)
+			p.readyLocked(r)
 			return
 		}
 		o.rt = rt
@@ -633,7 +685,7 @@ func (p *SynProber) launchLocked(o *synOp) {
 	o.isn = rand.Uint32()
 	o.inflight = true
 	p.ops[o.key] = o
-	p.pending = append(p.pending, o)
+	p.pending = append(p.pending, r)
 }
 
 // flushLocked sends the pending SYNs, a sendmmsg per run of one family
@@ -641,15 +693,15 @@ func (p *SynProber) launchLocked(o *synOp) {
 func (p *SynProber) flushLocked() {
 	ops := p.pending
 	for len(ops) > 0 {
-		v4 := ops[0].remote.Addr().Is4()
+		v4 := ops[0].o.remote.Addr().Is4()
 		fd := p.fd4
 		if !v4 {
 			fd = p.fd6
 		}
 		n, live := 0, p.live[:0]
-		for ; n < len(ops) && len(live) < batchMax && ops[n].remote.Addr().Is4() == v4; n++ {
-			o := ops[n]
-			if !o.inflight {
+		for ; n < len(ops) && len(live) < batchMax && ops[n].o.remote.Addr().Is4() == v4; n++ {
+			o := ops[n].o
+			if ops[n].stale() || !o.inflight {
 				continue // canceled or expired while pending
 			}
 			i := len(live)
@@ -671,10 +723,10 @@ func (p *SynProber) flushLocked() {
 		for i := 0; i < len(live); {
 			sent, err := p.tx.sendmmsg(fd, i, len(live))
 			if err != nil {
-				o := live[i]
-				p.dropLocked(o)
-				o.res = o.failed(check.ErrText(err))
-				p.readyLocked(o)
+				r := live[i].ref()
+				p.dropLocked(r)
+				r.o.res = r.o.failed(check.ErrText(err))
+				p.readyLocked(r)
 				sent = 1
 			}
 			i += sent
@@ -790,7 +842,7 @@ func zoneIndex(z string) uint32 {
 // eventfd write per probe otherwise, as answers keep the heap empty).
 const idleWait = 50 * time.Millisecond
 
-func (p *SynProber) cancel(o *synOp) {
+func (p *SynProber) cancel(o synRef) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.cancelLocked(o, p.dropLocked, p.launchQueuedLocked)
@@ -798,8 +850,9 @@ func (p *SynProber) cancel(o *synOp) {
 }
 
 // dropLocked takes o out of flight; it reports whether o was in flight.
-func (p *SynProber) dropLocked(o *synOp) bool {
-	if !o.inflight {
+func (p *SynProber) dropLocked(r synRef) bool {
+	o := r.o
+	if r.stale() || !o.inflight {
 		return false
 	}
 	delete(p.ops, o.key)
@@ -809,10 +862,11 @@ func (p *SynProber) dropLocked(o *synOp) bool {
 
 // timedOutLocked drops o, timed out, and forgets the route to it: the
 // route may have changed, so the next probe looks it up afresh.
-func (p *SynProber) timedOutLocked(o *synOp) bool {
-	if !p.dropLocked(o) {
+func (p *SynProber) timedOutLocked(r synRef) bool {
+	if !p.dropLocked(r) {
 		return false
 	}
+	o := r.o
 	delete(p.routes, o.remote.Addr().As16())
 	if o.cache != nil {
 		*o.cache = route{}

@@ -375,3 +375,61 @@ func TestSynReservedPorts(t *testing.T) {
 		}
 	}
 }
+
+// TestSynCheckerReuse: a SynChecker's probes, one after the other, run
+// in its own memory: a probe canceled before its SYN left sends none and
+// reports nothing, even when the next one starts at once in the same
+// memory (its stale entries in the prober's lists are dead), and the
+// next keeps its own timeout and tag.
+func TestSynCheckerReuse(t *testing.T) {
+	p := testSynProber(t, true)
+	c := NewSyn(p, stuckTarget(t)).(*SynChecker)
+	type end struct {
+		tag uint64
+		r   check.Result
+		at  time.Time
+	}
+	ch := make(chan end, 2)
+	done := func(tag uint64, r check.Result) { ch <- end{tag, r, time.Now()} }
+	cancel := c.Start(100*time.Millisecond, 1, done)
+	cancel()
+	start := time.Now()
+	c.Start(400*time.Millisecond, 2, done)
+	p.Flush()
+	select {
+	case e := <-ch:
+		if e.tag != 2 || e.r.OK || !strings.HasSuffix(e.r.Reason, "timeout") || e.at.Sub(start) < 400*time.Millisecond {
+			t.Fatalf("probe %d ended after %v with %+v, want probe 2 timed out after 400ms", e.tag, e.at.Sub(start), e.r)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no result")
+	}
+	select {
+	case e := <-ch:
+		t.Fatalf("a second result: probe %d %+v", e.tag, e.r)
+	case <-time.After(200 * time.Millisecond):
+	}
+	checkEmpty(t, &p.mu, &p.ops, &p.timers)
+}
+
+// TestSynCheckerAllocs: a SynChecker's probe, started as the Runner
+// starts it, costs no heap allocation.
+func TestSynCheckerAllocs(t *testing.T) {
+	p := testSynProber(t, true)
+	c := NewSyn(p, openTarget(t)).(*SynChecker)
+	ch := make(chan check.Result, 1)
+	done := func(_ uint64, r check.Result) { ch <- r }
+	probe := func() {
+		c.Start(time.Second, 0, done)
+		p.Flush()
+		if r := <-ch; !r.OK {
+			t.Fatalf("probe failed: %+v", r)
+		}
+	}
+	probe() // the prober's slices and maps grown
+	n := testing.AllocsPerRun(200, probe)
+	t.Logf("%.2f allocations per probe", n)
+	if n > allocSlack {
+		t.Errorf("%.2f allocations per probe, want none", n)
+	}
+}

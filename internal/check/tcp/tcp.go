@@ -21,7 +21,7 @@ func New(t check.Target) *Checker { return &Checker{Target: t} }
 // Start queues one probe, connected at the poller's next Flush (a
 // Batcher); done gets its result from the poller's goroutine, never from
 // within Start.
-func (c *Checker) Start(timeout time.Duration, done func(check.Result)) (cancel func()) {
+func (c *Checker) Start(timeout time.Duration, tag uint64, done check.Done) (cancel func()) {
 	p, err := sharedPoller()
 	if err != nil {
 		// No epoll here: probe on a goroutine instead.
@@ -29,11 +29,11 @@ func (c *Checker) Start(timeout time.Duration, done func(check.Result)) (cancel 
 		go func() {
 			res := c.Check(ctx)
 			cancel()
-			done(res)
+			done(tag, res)
 		}()
 		return cancel
 	}
-	return p.queue(c.Target, timeout, done)
+	return p.queue(c.Target, timeout, tag, done)
 }
 
 // Flusher is the shared poller (one Flush connects every probe queued),
@@ -90,7 +90,9 @@ type SynChecker struct {
 	Target check.Target
 	Prober *SynProber
 
-	rt route // the source address of its SYNs (Prober.mu)
+	rt     route  // the source address of its SYNs (Prober.mu)
+	op     *synOp // its probes' memory, one after the other (Prober.mu)
+	cancel func() // cancels the probe in op
 }
 
 // NewSyn returns a half-open probe of t on p, or the connect probe when p
@@ -106,8 +108,8 @@ func NewSyn(p *SynProber, t check.Target) check.Starter {
 // Start queues one probe, sent at the prober's next Flush (a Batcher);
 // done gets its result from the prober's goroutine, never from within
 // Start.
-func (c *SynChecker) Start(timeout time.Duration, done func(check.Result)) (cancel func()) {
-	return c.Prober.queue(c.Target, timeout, done, &c.rt)
+func (c *SynChecker) Start(timeout time.Duration, tag uint64, done check.Done) (cancel func()) {
+	return c.Prober.queueOwn(c, timeout, tag, done)
 }
 
 // Flusher is the shared prober: one Flush sends every probe queued.
