@@ -17,6 +17,13 @@ import (
 // full: a connect to it gets no SYN-ACK and hangs until its deadline.
 func stuckTarget(t *testing.T) check.Target {
 	t.Helper()
+	tg, _ := stuckListener(t)
+	return tg
+}
+
+// stuckListener is stuckTarget and its listening socket.
+func stuckListener(t *testing.T) (check.Target, int) {
+	t.Helper()
 	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -37,7 +44,7 @@ func stuckTarget(t *testing.T) check.Target {
 			t.Cleanup(func() { c.Close() })
 		}
 	}
-	return check.Target{Addr: ap}
+	return check.Target{Addr: ap}, fd
 }
 
 func openTarget(t *testing.T) check.Target {

@@ -14,15 +14,16 @@ import (
 // half-open SynProber (syn.go) — keep of each probe: what it is for, when
 // it times out, and where it waits.
 type probe struct {
-	target  check.Target
-	timeout time.Duration
-	tag     uint64 // done's first argument
-	done    check.Done
-
-	start    time.Time
+	// What starting, expiring and finishing it read first.
 	deadline int64 // monotonic ns since pollBase
-	res      check.Result
-	finished bool // its deadline's entry is dead
+	timeout  time.Duration
+	finished bool   // its deadline's entry is dead
+	tag      uint64 // done's first argument
+	done     check.Done
+	start    time.Time
+
+	res    check.Result
+	target check.Target
 }
 
 func (p *probe) base() *probe { return p }

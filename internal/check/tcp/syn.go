@@ -18,13 +18,15 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/keepvs/keepvs/internal/check"
+	"github.com/keepvs/keepvs/internal/fifo"
 )
 
 // SynProber runs half-open TCP_CHECK probes (keepvs --tcp-check=syn) for
 // the whole process: a SYN from a raw socket, and the answer read from the
 // same socket — a SYN-ACK means up (this host's kernel answers it with a
 // RST, as no socket owns the connection), a RST means refused, silence
-// until the timeout means down. No socket, connect or close per probe, and
+// until the timeout means down. An unanswered SYN goes again after a
+// second, then two, four..., within the timeout, as a connect's does. No socket, connect or close per probe, and
 // on a real director no handshake to finish: about a third of a connect
 // probe's kernel work (docs/benchmarks.md, "TCP_CHECK half-open mode").
 //
@@ -65,7 +67,8 @@ type SynProber struct {
 	pending []synRef // launched, their SYNs not sent yet (Flush sends them)
 	live    []*synOp // flushLocked's batch
 	ipid    uint16   // the IPv4 ID of the last SYN
-	ringErr error    // why the packet rings could not be set up
+	resends fifo.Lanes[synRef]
+	ringErr error // why the packet rings could not be set up
 	tx, rx  *batch
 }
 
@@ -95,15 +98,18 @@ type synKey struct {
 // synOp is one probe: a SynChecker's own, reused for each of its
 // probes, or one of its own for a probe started otherwise.
 type synOp struct {
-	probe
-	gen      uint32         // bumped each time it starts a probe
-	remote   netip.AddrPort // target.Addr, unmapped and without zone
-	key      synKey
+	// The fields a probe's launch, send and answer use, first.
+	gen      uint32 // bumped each time it starts a probe
 	isn      uint32
-	rt       route  // the SYN's source
-	cache    *route // where its checker keeps rt, or nil
-	scope    uint32 // IPv6 zone's interface index
 	inflight bool
+	tries    uint8 // its SYN's sends so far
+	resendAt int64 // when its SYN goes again, unanswered
+	key      synKey
+	remote   netip.AddrPort // target.Addr, unmapped and without zone
+	scope    uint32         // IPv6 zone's interface index
+	cache    *route         // where its checker keeps rt, or nil
+	rt       route          // the SYN's source
+	probe
 }
 
 // synRef is a reference to the probe a synOp ran when the reference was
@@ -145,6 +151,9 @@ func OpenSynProber(opt SynOptions) (*SynProber, error) {
 	}
 	p := &SynProber{fd4: -1, fd6: -1, udp4: -1, udp6: -1, core: core[synRef]{evfd: -1, kick: make(chan struct{}, 1), timers: newDeadlines[synRef]()}, max: opt.MaxInFlight,
 		ops: map[synKey]*synOp{}, routes: map[[16]byte]route{}, bound: map[netip.Addr]route{}, oobs: map[netip.Addr][]byte{}, tx: newBatch(ip6Len + synLen), rx: newBatch(replyKeep)}
+	p.resends = fifo.NewLanes(
+		func(r synRef) bool { return r.stale() || !r.o.inflight },
+		func(a, b synRef) bool { return a.o.resendAt < b.o.resendAt })
 	if !opt.RawReceive {
 		err := p.openRings(opt.Ports)
 		if err == nil {
@@ -451,10 +460,16 @@ func (p *SynProber) Run(ctx context.Context) error {
 		out = p.expireLocked(now, out, p.timedOutLocked)
 		out = p.takeReadyLocked(out)
 		p.launchQueuedLocked()
+		p.resends.PopDue(func(r synRef) bool { return r.o.resendAt <= now }, func(r synRef) {
+			p.pending = append(p.pending, r)
+		})
 		p.flushLocked()
 		p.waitTill = now + int64(idleWait)
 		if at, ok := p.nextDeadline(); ok {
 			p.waitTill = min(p.waitTill, at)
+		}
+		if r, ok := p.resends.Next(); ok {
+			p.waitTill = min(p.waitTill, r.o.resendAt)
 		}
 		wait := time.Duration(p.waitTill - now)
 		out, dones = deliver(&p.mu, out, dones)
@@ -582,8 +597,14 @@ func (p *SynProber) Queue(t check.Target, timeout time.Duration, done func(check
 // newSynOp is the memory of a probe of t; cache is where its checker
 // keeps the route to t (guarded by p.mu), or nil.
 func newSynOp(t check.Target, cache *route) *synOp {
+	o := &synOp{}
+	o.init(t, cache)
+	return o
+}
+
+func (o *synOp) init(t check.Target, cache *route) {
 	a := t.Addr.Addr().Unmap().WithZone("")
-	return &synOp{probe: probe{target: t, finished: true}, remote: netip.AddrPortFrom(a, t.Addr.Port()), cache: cache}
+	*o = synOp{probe: probe{target: t, finished: true}, remote: netip.AddrPortFrom(a, t.Addr.Port()), cache: cache}
 }
 
 // queue starts a probe in o, which no probe uses.
@@ -600,7 +621,7 @@ func (p *SynProber) queue(o *synOp, timeout time.Duration, tag uint64, done chec
 func (p *SynProber) queueLocked(o *synOp, timeout time.Duration, tag uint64, done check.Done) {
 	o.gen++
 	o.timeout, o.tag, o.done = timeout, tag, done
-	o.res, o.finished, o.inflight = check.Result{}, false, false
+	o.res, o.finished, o.inflight, o.tries = check.Result{}, false, false, 0
 	p.admitLocked(o.ref(), len(p.ops) < p.max, p.launchLocked)
 }
 
@@ -610,8 +631,8 @@ func (p *SynProber) queueLocked(o *synOp, timeout time.Duration, tag uint64, don
 // every probe of c: it cancels the one under way.
 func (p *SynProber) queueOwn(c *SynChecker, timeout time.Duration, tag uint64, done check.Done) (cancel func()) {
 	p.mu.Lock()
-	if c.op == nil {
-		c.op = newSynOp(c.Target, &c.rt)
+	if c.cancel == nil {
+		c.op.init(c.Target, &c.rt)
 		c.cancel = func() {
 			p.mu.Lock()
 			r := c.op.ref()
@@ -623,7 +644,7 @@ func (p *SynProber) queueOwn(c *SynChecker, timeout time.Duration, tag uint64, d
 		p.mu.Unlock()
 		return p.queue(newSynOp(c.Target, &c.rt), timeout, tag, done)
 	}
-	p.queueLocked(c.op, timeout, tag, done)
+	p.queueLocked(&c.op, timeout, tag, done)
 	p.mu.Unlock()
 	return c.cancel
 }
@@ -720,6 +741,7 @@ func (p *SynProber) flushLocked() {
 			live = append(live, o)
 		}
 		ops = ops[n:]
+		now := int64(-1)
 		for i := 0; i < len(live); {
 			sent, err := p.tx.sendmmsg(fd, i, len(live))
 			if err != nil {
@@ -727,7 +749,14 @@ func (p *SynProber) flushLocked() {
 				p.dropLocked(r)
 				r.o.res = r.o.failed(check.ErrText(err))
 				p.readyLocked(r)
-				sent = 1
+				i++
+				continue
+			}
+			if now < 0 {
+				now = mono()
+			}
+			for _, o := range live[i : i+sent] {
+				p.resendLocked(o, now)
 			}
 			i += sent
 		}
@@ -736,6 +765,23 @@ func (p *SynProber) flushLocked() {
 	}
 	clear(p.pending)
 	p.pending = p.pending[:0]
+}
+
+// synRTO is how long a SYN waits for an answer before it is sent again,
+// doubled after each send, as the kernel's connect does (its initial
+// retransmission timeout): a probe whose timeout leaves room outlives a
+// lost SYN or SYN-ACK, as keepalived's connect does.
+const synRTO = time.Second
+
+// resendLocked counts o's SYN sent at now and, when o's timeout leaves
+// room for another, when that goes.
+func (p *SynProber) resendLocked(o *synOp, now int64) {
+	rto := synRTO << min(o.tries, 10)
+	o.tries++
+	if at := now + int64(rto); at < o.deadline {
+		o.resendAt = at
+		p.resends.Push(rto, o.ref())
+	}
 }
 
 // routeLocked is the source address of a SYN to dst: bindto, else the one

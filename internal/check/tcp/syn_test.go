@@ -8,7 +8,9 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -432,4 +434,69 @@ func TestSynCheckerAllocs(t *testing.T) {
 	if n > allocSlack {
 		t.Errorf("%.2f allocations per probe, want none", n)
 	}
+}
+
+// TestSynResend: a SYN that gets no answer goes again after a second, as
+// a connect's does, so a probe whose timeout leaves room outlives a lost
+// packet: the first SYN meets a listener whose accept queue is full (the
+// kernel drops it), the queue is emptied, and the second SYN is answered.
+func TestSynResend(t *testing.T) { receiveModes(t, testSynResend) }
+
+func testSynResend(t *testing.T, raw bool) {
+	p := testSynProber(t, true, raw)
+	tg, fd := stuckListener(t)
+	drops := listenOverflows(t)
+	ch := make(chan check.Result, 1)
+	p.Start(tg, 2500*time.Millisecond, func(r check.Result) { ch <- r })
+	// The first SYN dropped (the kernel counts it), the queue emptied.
+	for deadline := time.Now().Add(2 * time.Second); listenOverflows(t) == drops; {
+		if time.Now().After(deadline) {
+			t.Fatal("the full listener dropped no SYN")
+		}
+		runtime.Gosched()
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		c, _, err := unix.Accept(fd)
+		if err != nil {
+			break
+		}
+		t.Cleanup(func() { unix.Close(c) })
+	}
+	r := result(t, ch, 5*time.Second)
+	if !r.OK || r.Duration < 900*time.Millisecond || r.Duration > 2*time.Second {
+		t.Fatalf("probe = %+v, want up after the SYN sent again at 1s", r)
+	}
+	checkEmpty(t, &p.mu, &p.ops, &p.timers)
+}
+
+// listenOverflows is this network namespace's count of SYNs dropped for a
+// full accept queue (TcpExt ListenOverflows).
+func listenOverflows(t *testing.T) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/net/netstat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != "TcpExt:" {
+			continue
+		}
+		if names == nil {
+			names = f
+			continue
+		}
+		for i, n := range names {
+			if n == "ListenOverflows" && i < len(f) {
+				v, _ := strconv.Atoi(f[i])
+				return v
+			}
+		}
+	}
+	t.Fatal("no TcpExt ListenOverflows in /proc/net/netstat")
+	return 0
 }

@@ -90,9 +90,12 @@ type SynChecker struct {
 	Target check.Target
 	Prober *SynProber
 
-	rt     route  // the source address of its SYNs (Prober.mu)
-	op     *synOp // its probes' memory, one after the other (Prober.mu)
-	cancel func() // cancels the probe in op
+	// Its probes' memory, one after the other, next to the checker
+	// (a probe reads both, long after they left the cache), and the
+	// source address of its SYNs (Prober.mu).
+	op     synOp
+	rt     route
+	cancel func() // cancels the probe in op; nil before the first
 }
 
 // NewSyn returns a half-open probe of t on p, or the connect probe when p
