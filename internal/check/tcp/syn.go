@@ -67,6 +67,10 @@ type SynProber struct {
 	pending []synRef // launched, their SYNs not sent yet (Flush sends them)
 	live    []*synOp // flushLocked's batch
 	ipid    uint16   // the IPv4 ID of the last SYN
+	// SYNs sent since Run last looked, and those of them unanswered
+	// then, by when they go again: most are answered before Run looks,
+	// while the probe is still in the cache, and never reach resends.
+	sent    []synRef
 	resends fifo.Lanes[synRef]
 	ringErr error // why the packet rings could not be set up
 	tx, rx  *batch
@@ -460,6 +464,13 @@ func (p *SynProber) Run(ctx context.Context) error {
 		out = p.expireLocked(now, out, p.timedOutLocked)
 		out = p.takeReadyLocked(out)
 		p.launchQueuedLocked()
+		for _, r := range p.sent {
+			if !r.stale() && r.o.inflight {
+				p.resends.Push(synRTO<<min(r.o.tries-1, 10), r)
+			}
+		}
+		clear(p.sent)
+		p.sent = p.sent[:0]
 		p.resends.PopDue(func(r synRef) bool { return r.o.resendAt <= now }, func(r synRef) {
 			p.pending = append(p.pending, r)
 		})
@@ -774,13 +785,13 @@ func (p *SynProber) flushLocked() {
 const synRTO = time.Second
 
 // resendLocked counts o's SYN sent at now and, when o's timeout leaves
-// room for another, when that goes.
+// room for another, sets when that goes, for Run to find.
 func (p *SynProber) resendLocked(o *synOp, now int64) {
 	rto := synRTO << min(o.tries, 10)
 	o.tries++
 	if at := now + int64(rto); at < o.deadline {
 		o.resendAt = at
-		p.resends.Push(rto, o.ref())
+		p.sent = append(p.sent, o.ref())
 	}
 }
 

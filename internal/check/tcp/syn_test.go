@@ -10,7 +10,6 @@ import (
 	"os"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -445,11 +444,11 @@ func TestSynResend(t *testing.T) { receiveModes(t, testSynResend) }
 func testSynResend(t *testing.T, raw bool) {
 	p := testSynProber(t, true, raw)
 	tg, fd := stuckListener(t)
-	drops := listenOverflows(t)
+	drops := tcpStat(t, "TcpExt:", "ListenOverflows")
 	ch := make(chan check.Result, 1)
 	p.Start(tg, 2500*time.Millisecond, func(r check.Result) { ch <- r })
 	// The first SYN dropped (the kernel counts it), the queue emptied.
-	for deadline := time.Now().Add(2 * time.Second); listenOverflows(t) == drops; {
+	for deadline := time.Now().Add(2 * time.Second); tcpStat(t, "TcpExt:", "ListenOverflows") == drops; {
 		if time.Now().After(deadline) {
 			t.Fatal("the full listener dropped no SYN")
 		}
@@ -470,33 +469,4 @@ func testSynResend(t *testing.T, raw bool) {
 		t.Fatalf("probe = %+v, want up after the SYN sent again at 1s", r)
 	}
 	checkEmpty(t, &p.mu, &p.ops, &p.timers)
-}
-
-// listenOverflows is this network namespace's count of SYNs dropped for a
-// full accept queue (TcpExt ListenOverflows).
-func listenOverflows(t *testing.T) int {
-	t.Helper()
-	b, err := os.ReadFile("/proc/net/netstat")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 || f[0] != "TcpExt:" {
-			continue
-		}
-		if names == nil {
-			names = f
-			continue
-		}
-		for i, n := range names {
-			if n == "ListenOverflows" && i < len(f) {
-				v, _ := strconv.Atoi(f[i])
-				return v
-			}
-		}
-	}
-	t.Fatal("no TcpExt ListenOverflows in /proc/net/netstat")
-	return 0
 }
