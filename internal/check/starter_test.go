@@ -100,3 +100,40 @@ func TestRunnerStarter(t *testing.T) {
 	defer mu.Unlock()
 	diff(t, "events", []ev{{14 * s, false, 1, "c", "timeout after 3s"}, {24 * s, true, 1, "c", ""}}, events)
 }
+
+// TestRunnerStarterLateAnswer: a Starter's answer to a probe the Runner
+// dropped (suspended, then resumed and probing again) carries the old
+// probe's tag and changes nothing, though the same callback serves both
+// probes; the new probe's answer counts.
+func TestRunnerStarterLateAnswer(t *testing.T) {
+	clk := clocktest.New(t0)
+	var mu sync.Mutex
+	var events []ev
+	r := NewRunner(Config{Clock: clk, OnEvent: func(e Event) {
+		mu.Lock()
+		events = append(events, ev{e.At.Sub(t0), e.Up, e.Weight, e.Check, e.Reason})
+		mu.Unlock()
+	}})
+	f := &starter{clk: clk}
+	sp := Spec{Name: "c", Checker: f, Timeout: 3 * s, DelayLoop: 10 * s, Retry: 0}
+	if _, err := r.Add(RealServer{ID: "rs", Weight: 1, Checks: []Spec{sp}}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := r.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer r.Stop()
+	clk.Advance(0) // probe 0
+	r.Suspend("rs", true)
+	r.Suspend("rs", false)
+	clk.Advance(0) // probe 1, at once
+	f.answer(0, Result{Reason: "probe 0, dropped"})
+	f.answer(1, Result{Reason: "probe 1"})
+	starts, _ := f.state()
+	diff(t, "starts", []time.Duration{0, 0}, starts)
+	mu.Lock()
+	defer mu.Unlock()
+	diff(t, "events", []ev{{0, false, 1, "c", "probe 1"}}, events)
+}

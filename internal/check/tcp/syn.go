@@ -25,10 +25,12 @@ import (
 // the whole process: a SYN from a raw socket, and the answer read from the
 // same socket — a SYN-ACK means up (this host's kernel answers it with a
 // RST, as no socket owns the connection), a RST means refused, silence
-// until the timeout means down. An unanswered SYN goes again after a
-// second, then two, four..., within the timeout, as a connect's does. No socket, connect or close per probe, and
-// on a real director no handshake to finish: about a third of a connect
-// probe's kernel work (docs/benchmarks.md, "TCP_CHECK half-open mode").
+// until the timeout means down; an unanswered SYN goes again after a
+// second, then two, four... within the timeout, as a connect's does. No
+// socket, connect or close per probe, and on a real director no handshake
+// to finish: about a third of a connect probe's kernel work
+// (docs/benchmarks.md, "TCP_CHECK half-open mode"). A SynChecker's probes
+// reuse its own memory, so a probe costs no allocation.
 //
 // The source ports are a pool reserved by ordinary TCP sockets bound to
 // them and never used: no other socket of the host can take those ports,
