@@ -50,34 +50,45 @@ func (f *starter) state() ([]time.Duration, int) {
 	return append([]time.Duration(nil), f.starts...), f.canceled
 }
 
+// runStarter runs a Runner with cfg on clk, checking real server "rs"
+// (weight 1) with one fake Starter "c" (timeout 3s, delay_loop 10s, no
+// retry, delay_before_retry retryDelay), until the test ends; events
+// returns what it reported so far.
+func runStarter(t *testing.T, clk *clocktest.Fake, cfg Config, retryDelay time.Duration) (*Runner, *starter, func() []ev) {
+	t.Helper()
+	var mu sync.Mutex
+	var events []ev
+	cfg.Clock = clk
+	cfg.OnEvent = func(e Event) {
+		mu.Lock()
+		events = append(events, ev{e.At.Sub(t0), e.Up, e.Weight, e.Check, e.Reason})
+		mu.Unlock()
+	}
+	r := NewRunner(cfg)
+	f := &starter{clk: clk}
+	sp := Spec{Name: "c", Checker: f, Timeout: 3 * s, DelayLoop: 10 * s, Retry: 0, DelayBeforeRetry: retryDelay}
+	if _, err := r.Add(RealServer{ID: "rs", Weight: 1, Checks: []Spec{sp}}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := r.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); r.Stop() })
+	return r, f, func() []ev {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]ev(nil), events...)
+	}
+}
+
 // TestRunnerStarter: a Starter is started on the Runner's schedule without
 // a goroutine, its answers drive the verdict, a probe that never answers
 // is failed after Timeout+Grace and canceled, and Remove cancels the
 // probe in flight.
 func TestRunnerStarter(t *testing.T) {
 	clk := clocktest.New(t0)
-	var mu sync.Mutex
-	var events []ev
-	r := NewRunner(Config{
-		Clock: clk,
-		Grace: time.Second,
-		OnEvent: func(e Event) {
-			mu.Lock()
-			events = append(events, ev{e.At.Sub(t0), e.Up, e.Weight, e.Check, e.Reason})
-			mu.Unlock()
-		},
-	})
-	f := &starter{clk: clk}
-	sp := Spec{Name: "c", Checker: f, Timeout: 3 * s, DelayLoop: 10 * s, Retry: 0, DelayBeforeRetry: 2 * s}
-	if _, err := r.Add(RealServer{ID: "rs", Weight: 1, Checks: []Spec{sp}}); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if err := r.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer r.Stop()
+	r, f, events := runStarter(t, clk, Config{Grace: time.Second}, 2*s)
 
 	clk.Advance(0) // the first probe, due at once
 	f.answer(0, Result{OK: true})
@@ -96,9 +107,7 @@ func TestRunnerStarter(t *testing.T) {
 	if canceled != 2 {
 		t.Errorf("canceled %d probes, want 2", canceled)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	diff(t, "events", []ev{{14 * s, false, 1, "c", "timeout after 3s"}, {24 * s, true, 1, "c", ""}}, events)
+	diff(t, "events", []ev{{14 * s, false, 1, "c", "timeout after 3s"}, {24 * s, true, 1, "c", ""}}, events())
 }
 
 // TestRunnerStarterLateAnswer: a Starter's answer to a probe the Runner
@@ -107,24 +116,7 @@ func TestRunnerStarter(t *testing.T) {
 // probes; the new probe's answer counts.
 func TestRunnerStarterLateAnswer(t *testing.T) {
 	clk := clocktest.New(t0)
-	var mu sync.Mutex
-	var events []ev
-	r := NewRunner(Config{Clock: clk, OnEvent: func(e Event) {
-		mu.Lock()
-		events = append(events, ev{e.At.Sub(t0), e.Up, e.Weight, e.Check, e.Reason})
-		mu.Unlock()
-	}})
-	f := &starter{clk: clk}
-	sp := Spec{Name: "c", Checker: f, Timeout: 3 * s, DelayLoop: 10 * s, Retry: 0}
-	if _, err := r.Add(RealServer{ID: "rs", Weight: 1, Checks: []Spec{sp}}); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if err := r.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer r.Stop()
+	r, f, events := runStarter(t, clk, Config{}, 0)
 	clk.Advance(0) // probe 0
 	r.Suspend("rs", true)
 	r.Suspend("rs", false)
@@ -133,7 +125,5 @@ func TestRunnerStarterLateAnswer(t *testing.T) {
 	f.answer(1, Result{Reason: "probe 1"})
 	starts, _ := f.state()
 	diff(t, "starts", []time.Duration{0, 0}, starts)
-	mu.Lock()
-	defer mu.Unlock()
-	diff(t, "events", []ev{{0, false, 1, "c", "probe 1"}}, events)
+	diff(t, "events", []ev{{0, false, 1, "c", "probe 1"}}, events())
 }

@@ -139,7 +139,7 @@ func (p *poller) launchLocked(o *op) {
 		if err != nil {
 			o.res = o.failed(check.ErrText(err))
 		} else {
-			o.res = check.Result{OK: true, Duration: time.Since(o.start)}
+			o.res = check.Result{OK: true, Duration: o.since()}
 		}
 		p.readyLocked(o)
 		return
@@ -227,7 +227,7 @@ func (p *poller) loop() {
 			case errno != 0:
 				o.res = o.failed(unix.Errno(errno).Error())
 			default:
-				o.res = check.Result{OK: true, Duration: time.Since(o.start)}
+				o.res = check.Result{OK: true, Duration: o.since()}
 			}
 			o.finished = true
 			out = append(out, o)

@@ -20,7 +20,6 @@ type probe struct {
 	finished bool   // its deadline's entry is dead
 	tag      uint64 // done's first argument
 	done     check.Done
-	start    time.Time
 
 	res    check.Result
 	target check.Target
@@ -28,9 +27,15 @@ type probe struct {
 
 func (p *probe) base() *probe { return p }
 
+// since is how long ago the probe started (its deadline less its
+// timeout), by the monotonic clock.
+func (p *probe) since() time.Duration {
+	return time.Duration(mono() - (p.deadline - int64(p.timeout)))
+}
+
 // failed is the probe's failure for why, timed from its start.
 func (p *probe) failed(why string) check.Result {
-	return check.Result{Reason: "connect " + p.target.Addr.String() + ": " + why, Duration: time.Since(p.start)}
+	return check.Result{Reason: "connect " + p.target.Addr.String() + ": " + why, Duration: p.since()}
 }
 
 // prober is a probe type of one of the probers (*op, synRef): what
@@ -83,8 +88,7 @@ func (c *core[O]) wake() {
 // free, else queues it (the wait counts against its timeout).
 func (c *core[O]) admitLocked(o O, room bool, launch func(O)) {
 	b := o.base()
-	b.start = time.Now()
-	b.deadline = int64(b.start.Sub(pollBase)) + int64(b.timeout)
+	b.deadline = mono() + int64(b.timeout)
 	c.timers.Push(b.timeout, o)
 	if c.waitTill < 0 || b.deadline < c.waitTill {
 		c.wake()

@@ -108,6 +108,7 @@ type synOp struct {
 	gen      uint32 // bumped each time it starts a probe
 	isn      uint32
 	inflight bool
+	zoned    bool  // target.Addr has an IPv6 zone
 	tries    uint8 // its SYN's sends so far
 	resendAt int64 // when its SYN goes again, unanswered
 	key      synKey
@@ -526,14 +527,14 @@ func (p *SynProber) ringReader(r *ring) func(out []synRef) ([]synRef, bool) {
 		parse = parseReply6
 	}
 	var out []synRef
-	var now time.Time
+	var now int64
 	answer := func(pkt []byte) {
 		if rep, ok := parse(pkt); ok {
 			out = p.answerLocked(rep, now, out)
 		}
 	}
 	return func(o []synRef) ([]synRef, bool) {
-		out, now = o, time.Now()
+		out, now = o, mono()
 		got := r.read(answer)
 		o, out = out, nil
 		return o, got
@@ -551,7 +552,7 @@ func (p *SynProber) readLocked(fd int, out []synRef) []synRef {
 		if err != nil {
 			return out
 		}
-		now := time.Now()
+		now := mono()
 		for i := range n {
 			var r reply
 			var ok bool
@@ -572,8 +573,8 @@ func (p *SynProber) readLocked(fd int, out []synRef) []synRef {
 	}
 }
 
-// answerLocked finishes the probe r, read at now, answers, if any.
-func (p *SynProber) answerLocked(r reply, now time.Time, out []synRef) []synRef {
+// answerLocked finishes the probe r, read at now (mono), answers, if any.
+func (p *SynProber) answerLocked(r reply, now int64, out []synRef) []synRef {
 	o := p.ops[synKey{r.remote.Addr().As16(), r.remote.Port(), r.localPort}]
 	if o == nil || r.flags&tcpACK == 0 || r.ack != o.isn+1 {
 		return out // a late answer to an earlier probe, or not ours
@@ -582,7 +583,7 @@ func (p *SynProber) answerLocked(r reply, now time.Time, out []synRef) []synRef 
 	case r.flags&tcpRST != 0:
 		o.res = o.failed(unix.ECONNREFUSED.Error())
 	case r.flags&tcpSYN != 0:
-		o.res = check.Result{OK: true, Duration: now.Sub(o.start)}
+		o.res = check.Result{OK: true, Duration: time.Duration(now - (o.deadline - int64(o.timeout)))}
 	default:
 		return out
 	}
@@ -617,7 +618,7 @@ func newSynOp(t check.Target, cache *route) *synOp {
 
 func (o *synOp) init(t check.Target, cache *route) {
 	a := t.Addr.Addr().Unmap().WithZone("")
-	*o = synOp{probe: probe{target: t, finished: true}, remote: netip.AddrPortFrom(a, t.Addr.Port()), cache: cache}
+	*o = synOp{probe: probe{target: t, finished: true}, remote: netip.AddrPortFrom(a, t.Addr.Port()), cache: cache, zoned: t.Addr.Addr().Zone() != ""}
 }
 
 // queue starts a probe in o, which no probe uses.
@@ -634,7 +635,7 @@ func (p *SynProber) queue(o *synOp, timeout time.Duration, tag uint64, done chec
 func (p *SynProber) queueLocked(o *synOp, timeout time.Duration, tag uint64, done check.Done) {
 	o.gen++
 	o.timeout, o.tag, o.done = timeout, tag, done
-	o.res, o.finished, o.inflight, o.tries = check.Result{}, false, false, 0
+	o.finished, o.inflight, o.tries = false, false, 0 // res: set when it ends
 	p.admitLocked(o.ref(), len(p.ops) < p.max, p.launchLocked)
 }
 
@@ -645,7 +646,7 @@ func (p *SynProber) queueLocked(o *synOp, timeout time.Duration, tag uint64, don
 func (p *SynProber) queueOwn(c *SynChecker, timeout time.Duration, tag uint64, done check.Done) (cancel func()) {
 	p.mu.Lock()
 	if c.cancel == nil {
-		c.op.init(c.Target, &c.rt)
+		c.op.init(c.Target, &c.op.rt) // its route kept where its SYNs read it
 		c.cancel = func() {
 			p.mu.Lock()
 			r := c.op.ref()
@@ -655,7 +656,7 @@ func (p *SynProber) queueOwn(c *SynChecker, timeout time.Duration, tag uint64, d
 	}
 	if !c.op.finished {
 		p.mu.Unlock()
-		return p.queue(newSynOp(c.Target, &c.rt), timeout, tag, done)
+		return p.queue(newSynOp(c.Target, &c.op.rt), timeout, tag, done)
 	}
 	p.queueLocked(&c.op, timeout, tag, done)
 	p.mu.Unlock()
@@ -700,7 +701,9 @@ func (p *SynProber) launchLocked(r synRef) {
 		}
 	}
 	if now := o.deadline - int64(o.timeout); o.cache != nil && o.cache.expires > now {
-		o.rt = *o.cache
+		if o.cache != &o.rt {
+			o.rt = *o.cache
+		}
 	} else {
 		rt, err := p.routeLocked(o.remote.Addr(), o.target.BindTo, now)
 		if err != nil {
@@ -713,8 +716,8 @@ func (p *SynProber) launchLocked(r synRef) {
 			*o.cache = rt
 		}
 	}
-	if z := o.target.Addr.Addr().Zone(); z != "" {
-		o.scope = zoneIndex(z)
+	if o.zoned {
+		o.scope = zoneIndex(o.target.Addr.Addr().Zone())
 	}
 	o.isn = rand.Uint32()
 	o.inflight = true

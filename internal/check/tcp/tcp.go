@@ -90,11 +90,10 @@ type SynChecker struct {
 	Target check.Target
 	Prober *SynProber
 
-	// Its probes' memory, one after the other, next to the checker
-	// (a probe reads both, long after they left the cache), and the
-	// source address of its SYNs (Prober.mu).
+	// Its probes' memory, one after the other, next to the checker (a
+	// probe reads both, long after they left the cache), the source
+	// address of its SYNs kept there between probes (Prober.mu).
 	op     synOp
-	rt     route
 	cancel func() // cancels the probe in op; nil before the first
 }
 
