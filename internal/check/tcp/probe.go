@@ -27,11 +27,12 @@ type probe struct {
 
 func (p *probe) base() *probe { return p }
 
-// since is how long ago the probe started (its deadline less its
-// timeout), by the monotonic clock.
-func (p *probe) since() time.Duration {
-	return time.Duration(mono() - (p.deadline - int64(p.timeout)))
-}
+// started is when the probe started, by mono: its deadline less its
+// timeout.
+func (p *probe) started() int64 { return p.deadline - int64(p.timeout) }
+
+// since is how long ago the probe started.
+func (p *probe) since() time.Duration { return time.Duration(mono() - p.started()) }
 
 // failed is the probe's failure for why, timed from its start.
 func (p *probe) failed(why string) check.Result {

@@ -467,16 +467,7 @@ func (p *SynProber) Run(ctx context.Context) error {
 		out = p.expireLocked(now, out, p.timedOutLocked)
 		out = p.takeReadyLocked(out)
 		p.launchQueuedLocked()
-		for _, r := range p.sent {
-			if !r.stale() && r.o.inflight {
-				p.resends.Push(synRTO<<min(r.o.tries-1, 10), r)
-			}
-		}
-		clear(p.sent)
-		p.sent = p.sent[:0]
-		p.resends.PopDue(func(r synRef) bool { return r.o.resendAt <= now }, func(r synRef) {
-			p.pending = append(p.pending, r)
-		})
+		p.resendDueLocked(now)
 		p.flushLocked()
 		p.waitTill = now + int64(idleWait)
 		if at, ok := p.nextDeadline(); ok {
@@ -583,7 +574,7 @@ func (p *SynProber) answerLocked(r reply, now int64, out []synRef) []synRef {
 	case r.flags&tcpRST != 0:
 		o.res = o.failed(unix.ECONNREFUSED.Error())
 	case r.flags&tcpSYN != 0:
-		o.res = check.Result{OK: true, Duration: time.Duration(now - (o.deadline - int64(o.timeout)))}
+		o.res = check.Result{OK: true, Duration: time.Duration(now - o.started())}
 	default:
 		return out
 	}
@@ -700,7 +691,7 @@ func (p *SynProber) launchLocked(r synRef) {
 			break
 		}
 	}
-	if now := o.deadline - int64(o.timeout); o.cache != nil && o.cache.expires > now {
+	if now := o.started(); o.cache != nil && o.cache.expires > now {
 		if o.cache != &o.rt {
 			o.rt = *o.cache
 		}
@@ -792,12 +783,30 @@ const synRTO = time.Second
 // resendLocked counts o's SYN sent at now and, when o's timeout leaves
 // room for another, sets when that goes, for Run to find.
 func (p *SynProber) resendLocked(o *synOp, now int64) {
-	rto := synRTO << min(o.tries, 10)
 	o.tries++
-	if at := now + int64(rto); at < o.deadline {
+	if at := now + int64(o.rto()); at < o.deadline {
 		o.resendAt = at
 		p.sent = append(p.sent, o.ref())
 	}
+}
+
+// rto is how long o's last SYN waits for an answer.
+func (o *synOp) rto() time.Duration { return synRTO << min(o.tries-1, 10) }
+
+// resendDueLocked queues again, for the next flush, the SYNs unanswered
+// at their resend time: first the ones sent since the last look that
+// are still unanswered go to the resend FIFOs, then the due are taken.
+func (p *SynProber) resendDueLocked(now int64) {
+	for _, r := range p.sent {
+		if !r.stale() && r.o.inflight {
+			p.resends.Push(r.o.rto(), r)
+		}
+	}
+	clear(p.sent)
+	p.sent = p.sent[:0]
+	p.resends.PopDue(func(r synRef) bool { return r.o.resendAt <= now }, func(r synRef) {
+		p.pending = append(p.pending, r)
+	})
 }
 
 // routeLocked is the source address of a SYN to dst: bindto, else the one
