@@ -1,0 +1,423 @@
+package tcp
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
+)
+
+// tcAnswers is the receive side of the half-open prober where eBPF can
+// be loaded: a program on the ingress of every Ethernet (or loopback)
+// interface takes the answers to our SYNs before the kernel's TCP does.
+// It writes each (a SYN-ACK or a RST to a reserved port) as a 32-byte
+// record into a BPF ring buffer shared with us, drops the RSTs, and turns
+// each SYN-ACK, in place, into the RST that resets the listener's
+// half-open connection, sent back out the interface it came in by.
+//
+// Against a packet ring and the kernel's own RST, on loopback, that is
+// per probe: no packet socket's filter run on each of the three packets;
+// no SYN-ACK through IP and TCP receive (two socket table misses) nor a
+// RST built from nothing (a route lookup, a fresh buffer, IP output).
+// The RST is what the kernel would send — RFC 793's reset of a segment
+// with an ACK: sequence number the segment's ack, no ACK, no options.
+type tcAnswers struct {
+	prog  *ebpf.Program
+	rb    *ebpf.Map
+	links map[int]link.Link // by interface index
+	f     *os.File          // the ring buffer's fd in the Go runtime's poller
+	cons  []byte            // consumer position page
+	data  []byte            // producer position page, then the data twice
+	mask  uint64
+}
+
+// answerRecord is what the program writes for each answer (answerLen
+// bytes): the ack and the ports as on the wire, the flags, whether IPv6,
+// the sender's address (IPv4: the first 4 bytes).
+const (
+	recAck     = 0
+	recPorts   = 4 // remote port, local port
+	recFlags   = 8
+	recV6      = 9
+	recAddr    = 16
+	answerLen  = 32
+	answerRing = 1 << 20 // 32,768 answers
+)
+
+// tcx return codes (include/uapi/linux/bpf.h).
+const (
+	tcxNext     = -1
+	tcxDrop     = 2
+	tcActShot   = 2
+	ethLen      = 14
+	skbLen      = 0
+	skbPktType  = 4
+	skbProto    = 16
+	skbIfindex  = 40
+	skbData     = 76
+	skbDataEnd  = 80
+	packetHost  = 0
+	ethIPv4Wire = 0x0008 // htons(ETH_P_IP) as a little-endian load sees it
+	ethIPv6Wire = 0xdd86
+)
+
+// answerProgram is the ingress program for source ports [lo, hi],
+// writing to rb. Registers: R6 the skb, R7 its data, R8 its end, R9 the
+// TCP flags.
+func answerProgram(lo, hi uint16, rb *ebpf.Map) asm.Instructions {
+	const (
+		v4Len = ethLen + ip4Len + rstLen // an answer's, and the RST's, least
+		v6Len = ethLen + ip6Len + rstLen
+		rec   = -answerLen // the record on the stack
+	)
+	var p asm.Instructions
+	add := func(ins ...asm.Instruction) { p = append(p, ins...) }
+	// load R7, R8 and bounds-check n bytes, else next.
+	data := func(n int32) {
+		add(
+			asm.LoadMem(asm.R7, asm.R6, skbData, asm.Word),
+			asm.LoadMem(asm.R8, asm.R6, skbDataEnd, asm.Word),
+			asm.Mov.Reg(asm.R2, asm.R7),
+			asm.Add.Imm(asm.R2, n),
+			asm.JGT.Reg(asm.R2, asm.R8, "next"),
+		)
+	}
+	// fold R0, a 32-bit one's complement sum, into the checksum at off.
+	fold := func(off int16) {
+		add(
+			asm.Mov.Reg(asm.R1, asm.R0),
+			asm.RSh.Imm(asm.R1, 16),
+			asm.And.Imm(asm.R0, 0xffff),
+			asm.Add.Reg(asm.R0, asm.R1),
+			asm.Mov.Reg(asm.R1, asm.R0),
+			asm.RSh.Imm(asm.R1, 16),
+			asm.Add.Reg(asm.R0, asm.R1),
+			asm.Xor.Imm(asm.R0, 0xffff),
+			asm.StoreMem(asm.R7, off, asm.R0, asm.Half),
+		)
+	}
+	// csum sums n bytes at off into R0, from seed (R5 when seedReg).
+	csum := func(off int32, n int32, seed int32, seedReg bool) {
+		add(asm.Mov.Imm(asm.R1, 0), asm.Mov.Imm(asm.R2, 0),
+			asm.Mov.Reg(asm.R3, asm.R7), asm.Add.Imm(asm.R3, off),
+			asm.Mov.Imm(asm.R4, n))
+		if seedReg {
+			add(asm.Mov.Reg(asm.R5, asm.R0))
+		} else {
+			add(asm.Mov.Imm(asm.R5, seed))
+		}
+		add(asm.FnCsumDiff.Call())
+	}
+	// answer checks the TCP header at tcp (to a reserved port, ACK and
+	// SYN or RST), writes the record with the sender's address (n bytes
+	// at addr), and drops a RST; a SYN-ACK goes on to the rewrite.
+	answer := func(tcp, addr int16, v6 bool) {
+		add(
+			asm.LoadMem(asm.R2, asm.R7, tcp+2, asm.Half),
+			asm.HostTo(asm.BE, asm.R2, asm.Half),
+			asm.JLT.Imm(asm.R2, int32(lo), "next"),
+			asm.JGT.Imm(asm.R2, int32(hi), "next"),
+			asm.LoadMem(asm.R9, asm.R7, tcp+13, asm.Byte),
+			asm.Mov.Reg(asm.R2, asm.R9),
+			asm.And.Imm(asm.R2, tcpACK),
+			asm.JEq.Imm(asm.R2, 0, "next"),
+			asm.Mov.Reg(asm.R2, asm.R9),
+			asm.And.Imm(asm.R2, tcpSYN|tcpRST),
+			asm.JEq.Imm(asm.R2, 0, "next"),
+			zero8(rec+8),
+			zero8(rec+16),
+			zero8(rec+24),
+			asm.LoadMem(asm.R2, asm.R7, tcp+8, asm.Word),
+			asm.StoreMem(asm.R10, rec+recAck, asm.R2, asm.Word),
+			asm.LoadMem(asm.R2, asm.R7, tcp, asm.Word),
+			asm.StoreMem(asm.R10, rec+recPorts, asm.R2, asm.Word),
+			asm.StoreMem(asm.R10, rec+recFlags, asm.R9, asm.Byte),
+		)
+		if v6 {
+			add(
+				asm.StoreImm(asm.R10, rec+recV6, 1, asm.Byte),
+				asm.LoadMem(asm.R2, asm.R7, addr, asm.DWord),
+				asm.StoreMem(asm.R10, rec+recAddr, asm.R2, asm.DWord),
+				asm.LoadMem(asm.R2, asm.R7, addr+8, asm.DWord),
+				asm.StoreMem(asm.R10, rec+recAddr+8, asm.R2, asm.DWord),
+			)
+		} else {
+			add(
+				asm.LoadMem(asm.R2, asm.R7, addr, asm.Word),
+				asm.StoreMem(asm.R10, rec+recAddr, asm.R2, asm.Word),
+			)
+		}
+		add(
+			asm.LoadMapPtr(asm.R1, rb.FD()),
+			asm.Mov.Reg(asm.R2, asm.R10),
+			asm.Add.Imm(asm.R2, rec),
+			asm.Mov.Imm(asm.R3, answerLen),
+			asm.Mov.Imm(asm.R4, 0),
+			asm.FnRingbufOutput.Call(),
+			asm.And.Imm(asm.R9, tcpRST),
+			asm.JEq.Imm(asm.R9, 0, syn(v6)),
+			asm.Mov.Imm(asm.R0, tcActShot),
+			asm.Return(),
+		)
+	}
+	// trim cuts the packet to n bytes (when longer: the SYN-ACK's TCP
+	// options) and loads and checks R7, R8 again.
+	trim := func(n int32, label string) {
+		add(
+			asm.LoadMem(asm.R2, asm.R6, skbLen, asm.Word).WithSymbol(label),
+			asm.JEq.Imm(asm.R2, n, label+"-trimmed"),
+			asm.Mov.Reg(asm.R1, asm.R6),
+			asm.Mov.Imm(asm.R2, n),
+			asm.Mov.Imm(asm.R3, 0),
+			asm.FnSkbChangeTail.Call(),
+			asm.JNE.Imm(asm.R0, 0, "next"), // the kernel answers it
+			asm.Mov.Imm(asm.R0, 0).WithSymbol(label+"-trimmed"),
+		)
+		data(n)
+		// Ethernet addresses swapped.
+		add(
+			asm.LoadMem(asm.R2, asm.R7, 0, asm.Word),
+			asm.LoadMem(asm.R3, asm.R7, 4, asm.Half),
+			asm.LoadMem(asm.R4, asm.R7, 6, asm.Word),
+			asm.LoadMem(asm.R5, asm.R7, 10, asm.Half),
+			asm.StoreMem(asm.R7, 0, asm.R4, asm.Word),
+			asm.StoreMem(asm.R7, 4, asm.R5, asm.Half),
+			asm.StoreMem(asm.R7, 6, asm.R2, asm.Word),
+			asm.StoreMem(asm.R7, 10, asm.R3, asm.Half),
+		)
+	}
+	// rst makes the TCP header at tcp the RST: ports swapped, sequence
+	// number the SYN-ACK's ack, no ack, header only, no window.
+	rst := func(tcp int16) {
+		add(
+			asm.LoadMem(asm.R2, asm.R7, tcp, asm.Half),
+			asm.LoadMem(asm.R3, asm.R7, tcp+2, asm.Half),
+			asm.StoreMem(asm.R7, tcp, asm.R3, asm.Half),
+			asm.StoreMem(asm.R7, tcp+2, asm.R2, asm.Half),
+			asm.LoadMem(asm.R2, asm.R7, tcp+8, asm.Word),
+			asm.StoreMem(asm.R7, tcp+4, asm.R2, asm.Word),
+			asm.StoreImm(asm.R7, tcp+8, 0, asm.Word),
+			asm.StoreImm(asm.R7, tcp+12, (rstLen/4)<<4|tcpRST<<8, asm.Half),
+			asm.StoreImm(asm.R7, tcp+14, 0, asm.Word), // window, checksum
+			asm.StoreImm(asm.R7, tcp+18, 0, asm.Half),
+		)
+	}
+	out := func() {
+		add(
+			asm.LoadMem(asm.R1, asm.R6, skbIfindex, asm.Word),
+			asm.Mov.Imm(asm.R2, 0),
+			asm.FnRedirect.Call(),
+			asm.Return(),
+		)
+	}
+
+	add(
+		asm.Mov.Reg(asm.R6, asm.R1),
+		asm.LoadMem(asm.R2, asm.R6, skbPktType, asm.Word),
+		asm.JNE.Imm(asm.R2, packetHost, "next"),
+		asm.LoadMem(asm.R2, asm.R6, skbProto, asm.Word),
+		asm.JEq.Imm(asm.R2, ethIPv6Wire, "v6"),
+		asm.JNE.Imm(asm.R2, ethIPv4Wire, "next"),
+	)
+	// IPv4: no options, not a later fragment, TCP.
+	const ip4, tcp4 = ethLen, ethLen + ip4Len
+	data(v4Len)
+	add(
+		asm.LoadMem(asm.R2, asm.R7, ip4, asm.Byte),
+		asm.JNE.Imm(asm.R2, 0x45, "next"),
+		asm.LoadMem(asm.R2, asm.R7, ip4+6, asm.Half),
+		asm.And.Imm(asm.R2, 0xff1f), // fragment offset, as loaded
+		asm.JNE.Imm(asm.R2, 0, "next"),
+		asm.LoadMem(asm.R2, asm.R7, ip4+9, asm.Byte),
+		asm.JNE.Imm(asm.R2, unix.IPPROTO_TCP, "next"),
+	)
+	answer(tcp4, ip4+12, false)
+	trim(v4Len, syn(false))
+	add(
+		// Version, header length, TOS, total length; ID, DF; TTL 64,
+		// TCP, no checksum yet.
+		asm.StoreImm(asm.R7, ip4, 0x45|(ip4Len+rstLen)<<24, asm.Word),
+		asm.StoreImm(asm.R7, ip4+4, 0x40<<16, asm.Word),
+		asm.StoreImm(asm.R7, ip4+8, 64|unix.IPPROTO_TCP<<8, asm.Word),
+		asm.LoadMem(asm.R2, asm.R7, ip4+12, asm.Word),
+		asm.LoadMem(asm.R3, asm.R7, ip4+16, asm.Word),
+		asm.StoreMem(asm.R7, ip4+12, asm.R3, asm.Word),
+		asm.StoreMem(asm.R7, ip4+16, asm.R2, asm.Word),
+	)
+	csum(ip4, ip4Len, 0, false)
+	fold(ip4 + 10)
+	rst(tcp4)
+	// Pseudo header: the addresses, then zero, protocol, length.
+	csum(ip4+12, 8, unix.IPPROTO_TCP<<8|rstLen<<24, false)
+	csum(tcp4, rstLen, 0, true)
+	fold(tcp4 + 16)
+	out()
+
+	// IPv6: TCP right after the fixed header.
+	const ip6, tcp6 = ethLen, ethLen + ip6Len
+	add(asm.Mov.Imm(asm.R0, 0).WithSymbol("v6"))
+	data(v6Len)
+	add(
+		asm.LoadMem(asm.R2, asm.R7, ip6+6, asm.Byte),
+		asm.JNE.Imm(asm.R2, unix.IPPROTO_TCP, "next"),
+	)
+	answer(tcp6, ip6+8, true)
+	trim(v6Len, syn(true))
+	add(
+		asm.StoreImm(asm.R7, ip6, 0x60, asm.Word),
+		asm.StoreImm(asm.R7, ip6+4, rstLen<<8|unix.IPPROTO_TCP<<16|64<<24, asm.Word),
+	)
+	for i := int16(0); i < 16; i += 8 {
+		add(
+			asm.LoadMem(asm.R2, asm.R7, ip6+8+i, asm.DWord),
+			asm.LoadMem(asm.R3, asm.R7, ip6+24+i, asm.DWord),
+			asm.StoreMem(asm.R7, ip6+8+i, asm.R3, asm.DWord),
+			asm.StoreMem(asm.R7, ip6+24+i, asm.R2, asm.DWord),
+		)
+	}
+	rst(tcp6)
+	csum(ip6+8, 32, rstLen<<24+unix.IPPROTO_TCP<<24, false)
+	csum(tcp6, rstLen, 0, true)
+	fold(tcp6 + 16)
+	out()
+
+	add(
+		asm.Mov.Imm(asm.R0, tcxNext).WithSymbol("next"),
+		asm.Return(),
+	)
+	return p
+}
+
+// zero8 writes 8 zero bytes at R10+off (the DSL's StoreImm has no
+// 8-byte form; the instruction set has).
+func zero8(off int16) asm.Instruction {
+	return asm.Instruction{OpCode: asm.StoreImmOp(asm.DWord), Dst: asm.R10, Offset: off}
+}
+
+func syn(v6 bool) string {
+	if v6 {
+		return "syn6"
+	}
+	return "syn4"
+}
+
+// errNoTC wraps why the eBPF receive could not be set up.
+var errNoTC = errors.New("eBPF answer program")
+
+// openTCAnswers loads the program for source ports [lo, hi] and maps its
+// ring buffer; attach puts it on interfaces.
+func openTCAnswers(lo, hi uint16) (*tcAnswers, error) {
+	a := &tcAnswers{links: map[int]link.Link{}}
+	var err error
+	a.rb, err = ebpf.NewMap(&ebpf.MapSpec{Name: "keepvs_answers", Type: ebpf.RingBuf, MaxEntries: answerRing})
+	if err != nil {
+		return nil, fmt.Errorf("%w: ring buffer: %w", errNoTC, err)
+	}
+	a.prog, err = ebpf.NewProgram(&ebpf.ProgramSpec{
+		Name:         "keepvs_answers",
+		Type:         ebpf.SchedCLS,
+		Instructions: answerProgram(lo, hi, a.rb),
+		License:      "Apache-2.0",
+	})
+	if err != nil {
+		a.close()
+		return nil, fmt.Errorf("%w: load: %w", errNoTC, err)
+	}
+	if err := a.mmap(); err != nil {
+		a.close()
+		return nil, fmt.Errorf("%w: %w", errNoTC, err)
+	}
+	return a, nil
+}
+
+func (a *tcAnswers) mmap() error {
+	page := os.Getpagesize()
+	var err error
+	if a.cons, err = unix.Mmap(a.rb.FD(), 0, page, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED); err != nil {
+		return os.NewSyscallError("mmap ring buffer consumer page", err)
+	}
+	if a.data, err = unix.Mmap(a.rb.FD(), int64(page), page+2*answerRing, unix.PROT_READ, unix.MAP_SHARED); err != nil {
+		return os.NewSyscallError("mmap ring buffer", err)
+	}
+	a.mask = answerRing - 1
+	fd, err := unix.Dup(a.rb.FD())
+	if err != nil {
+		return os.NewSyscallError("dup", err)
+	}
+	unix.CloseOnExec(fd)
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return os.NewSyscallError("set nonblock", err)
+	}
+	a.f = os.NewFile(uintptr(fd), "bpf-answers")
+	return nil
+}
+
+// attach puts the program on the ingress of interface ifindex (once).
+func (a *tcAnswers) attach(ifindex int) error {
+	if _, ok := a.links[ifindex]; ok {
+		return nil
+	}
+	l, err := link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: a.prog, Attach: ebpf.AttachTCXIngress})
+	if err != nil {
+		return fmt.Errorf("%w: attach to interface %d: %w", errNoTC, ifindex, err)
+	}
+	a.links[ifindex] = l
+	return nil
+}
+
+// read calls f with each record written since the last read and hands
+// their room back. It reports whether there were any.
+func (a *tcAnswers) read(f func(rec []byte)) bool {
+	page := os.Getpagesize()
+	cons := (*uint64)(unsafe.Pointer(&a.cons[0]))
+	prod := atomic.LoadUint64((*uint64)(unsafe.Pointer(&a.data[0])))
+	c := atomic.LoadUint64(cons)
+	got := false
+	for c < prod {
+		at := page + int(c&a.mask)
+		hdr := atomic.LoadUint32((*uint32)(unsafe.Pointer(&a.data[at])))
+		if hdr&(1<<31) != 0 {
+			break // still being written
+		}
+		n := int(hdr &^ (3 << 30))
+		if hdr&(1<<30) == 0 && n >= answerLen {
+			f(a.data[at+8 : at+8+answerLen])
+		}
+		c += uint64(8 + (n+7)&^7)
+		got = true
+	}
+	atomic.StoreUint64(cons, c)
+	return got
+}
+
+func (a *tcAnswers) close() {
+	for i, l := range a.links {
+		l.Close()
+		delete(a.links, i)
+	}
+	if a.f != nil {
+		a.f.Close()
+		a.f = nil
+	}
+	for _, m := range [][]byte{a.cons, a.data} {
+		if m != nil {
+			unix.Munmap(m)
+		}
+	}
+	a.cons, a.data = nil, nil
+	if a.prog != nil {
+		a.prog.Close()
+		a.prog = nil
+	}
+	if a.rb != nil {
+		a.rb.Close()
+		a.rb = nil
+	}
+}
