@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/keepvs/keepvs/internal/check/tcp"
 	"io"
 	"io/fs"
 	"os"
@@ -43,6 +44,7 @@ var daemonOptions = []option{
 	{0, "signum", requiredArg, "print the signal number for STOP, RELOAD, DATA, STATS, STATS_CLEAR or JSON"},
 	{0, "dataplane", requiredArg, "proxy, ipvs, xdp or auto (default auto: what this host supports, else proxy)"},
 	{0, "tcp-check", requiredArg, "how TCP_CHECK probes: connect (default: a whole connection, as keepalived) or syn (half-open: a raw SYN, up on SYN-ACK, down on RST or silence; needs CAP_NET_RAW, else connect)"},
+	{0, "syn-receive", requiredArg, "with --tcp-check=syn, how answers are read: auto (default: ebpf where it loads, else ring), ebpf (a program on every interface's ingress takes them and sends the RSTs; CAP_BPF, kernel 6.6+), ring (a packet ring; the kernel sends the RSTs) or raw (raw sockets)"},
 	{0, "control-socket", requiredArg, "the control socket (default $KEEPVS_SOCKET, else /run/keepvs/keepvs.sock as root)"},
 	{'v', "version", noArg, "display the version"},
 	{'h', "help", noArg, "display this help"},
@@ -76,6 +78,10 @@ func runDaemon(ctx context.Context, prog string, argv []string, stdin io.Reader,
 	}
 	if _, err := tcpCheckMode(opts.get("tcp-check", "")); err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		return 2
+	}
+	if _, err := tcp.ParseReceiveMode(opts.get("syn-receive", "")); err != nil {
+		fmt.Fprintf(stderr, "%s: --syn-receive %v\n", prog, err)
 		return 2
 	}
 	copt := confOptions(opts.get("config-id", ""))

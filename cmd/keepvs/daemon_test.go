@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -27,6 +28,18 @@ func (d *daemon) waitLog(t *testing.T, s string) {
 	for !strings.Contains(d.logs.String(), s) {
 		if time.Now().After(deadline) {
 			t.Fatalf("daemon never logged %q; log:\n%s", s, d.logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitLogAny waits until the daemon's log has one of ss.
+func (d *daemon) waitLogAny(t *testing.T, ss ...string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !slices.ContainsFunc(ss, func(s string) bool { return strings.Contains(d.logs.String(), s) }) {
+		if time.Now().After(deadline) {
+			t.Fatalf("daemon never logged any of %q; log:\n%s", ss, d.logs.String())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

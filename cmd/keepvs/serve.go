@@ -67,12 +67,12 @@ func tcpCheckMode(want string) (string, error) {
 // openTCPCheck sets up --tcp-check=syn: the raw sockets and reserved
 // source ports of the half-open prober, run until ctx ends. Without them
 // (no CAP_NET_RAW) TCP_CHECKs connect, with one warning.
-func openTCPCheck(ctx context.Context, mode string, log *slog.Logger) build.Options {
+func openTCPCheck(ctx context.Context, mode string, receive tcp.ReceiveMode, log *slog.Logger) build.Options {
 	opt := build.Options{Logger: log}
 	if mode != "syn" {
 		return opt
 	}
-	p, err := tcp.OpenSynProber(tcp.SynOptions{})
+	p, err := tcp.OpenSynProber(tcp.SynOptions{Receive: receive, Logger: log})
 	if err != nil {
 		log.Warn("--tcp-check syn: cannot probe half-open; TCP_CHECK connects instead", "err", err)
 		return opt
@@ -212,7 +212,12 @@ func serve(ctx context.Context, prog, path string, src []byte, copt conf.Options
 	defer cancel()
 	notes := newNotifier(cfg, log)
 	defer notes.close()
-	bopt := openTCPCheck(ctx, tcpMode, log)
+	receive, err := tcp.ParseReceiveMode(opts.get("syn-receive", ""))
+	if err != nil {
+		log.Error("--syn-receive " + err.Error())
+		return 2
+	}
+	bopt := openTCPCheck(ctx, tcpMode, receive, log)
 	if bopt.ClientCert, err = build.LoadSSL(cfg.SSL); err != nil {
 		// As a failed check: SSL_GETs then present no certificate, and
 		// the real servers that require one fail their checks.

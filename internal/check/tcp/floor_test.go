@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/keepvs/keepvs/internal/check"
@@ -182,11 +183,11 @@ func TestKernelFloor(t *testing.T) {
 		t.Logf("eBPF answers: %v", err)
 	} else {
 		defer a.close()
-		lo, err := net.InterfaceByName("lo")
+		lo, err := netlink.LinkByName("lo")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := a.attach(lo.Index); err != nil {
+		if err := a.attach(lo); err != nil {
 			t.Fatal(err)
 		}
 		bare.r4.close()
@@ -264,9 +265,6 @@ func send100(t *testing.T, fd int, tx *batch, build func(b []byte, dst netip.Add
 		}
 	}
 }
-
-// rstLen is a RST's TCP header: no options.
-const rstLen = 20
 
 // rstSegment writes into b (rstLen bytes) a RST from src:sport to
 // dst:dport with sequence number seq: what resets a listener's

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -49,9 +50,12 @@ type SynProber struct {
 	// their own IP header) where the packet rings read the answers, else
 	// IPPROTO_TCP, which read them; -1 when that family is missing.
 	fd4, fd6 int
-	f4, f6   *os.File // the same, in the Go runtime's poller, when they read
-	r4, r6   *ring    // the packet rings, or nil
-	udp4     int      // UDP sockets connected to look up source addresses, or -1
+	f4, f6   *os.File   // the same, in the Go runtime's poller, when they read
+	r4, r6   *ring      // the packet rings, or nil
+	tc       *tcAnswers // the eBPF program's answers, or nil
+	hdr6     bool       // IPv6 SYNs carry their own header (IPPROTO_RAW)
+	log      *slog.Logger
+	udp4     int // UDP sockets connected to look up source addresses, or -1
 	udp6     int
 	hold     []int    // the sockets reserving the source ports
 	ports    []uint16 // the reserved source ports, ascending
@@ -75,6 +79,7 @@ type SynProber struct {
 	sent    []synRef
 	resends fifo.Lanes[synRef]
 	ringErr error // why the packet rings could not be set up
+	tcErr   error // why the eBPF program could not be set up
 	tx, rx  *batch
 }
 
@@ -87,10 +92,44 @@ type SynOptions struct {
 	// MaxInFlight bounds the probes waiting for an answer (default
 	// 65536); more wait their turn. A probe in flight costs memory only.
 	MaxInFlight int
-	// RawReceive reads answers from the raw IPPROTO_TCP sockets the SYNs
-	// leave by, not from packet rings (what the prober falls back to
-	// where a ring cannot be set up).
-	RawReceive bool
+	// Receive is where answers are read (default ReceiveAuto).
+	Receive ReceiveMode
+	// Logger hears of interfaces that appear later and that the eBPF
+	// program cannot read (nil: slog.Default()).
+	Logger *slog.Logger
+}
+
+// ReceiveMode says how a SynProber reads the answers to its SYNs.
+type ReceiveMode int
+
+const (
+	// ReceiveAuto is ReceiveEBPF where the program can be loaded and
+	// put on every interface, else ReceiveRing.
+	ReceiveAuto ReceiveMode = iota
+	// ReceiveEBPF: an eBPF program on the ingress of every interface
+	// takes the answers and sends the RSTs (tcAnswers); an error where
+	// it cannot.
+	ReceiveEBPF
+	// ReceiveRing: packet rings, else (where a ring cannot be set up)
+	// the raw sockets.
+	ReceiveRing
+	// ReceiveRaw: the raw IPPROTO_TCP sockets the SYNs leave by.
+	ReceiveRaw
+)
+
+// ParseReceiveMode is the mode named auto, ebpf, ring or raw.
+func ParseReceiveMode(s string) (ReceiveMode, error) {
+	switch s {
+	case "", "auto":
+		return ReceiveAuto, nil
+	case "ebpf":
+		return ReceiveEBPF, nil
+	case "ring":
+		return ReceiveRing, nil
+	case "raw":
+		return ReceiveRaw, nil
+	}
+	return 0, fmt.Errorf("%q: want auto, ebpf, ring or raw", s)
 }
 
 // synKey is a probe in flight: the remote address (16 bytes, IPv4
@@ -156,12 +195,26 @@ func OpenSynProber(opt SynOptions) (*SynProber, error) {
 	if opt.MaxInFlight <= 0 {
 		opt.MaxInFlight = 65536
 	}
-	p := &SynProber{fd4: -1, fd6: -1, udp4: -1, udp6: -1, core: core[synRef]{evfd: -1, kick: make(chan struct{}, 1), timers: newDeadlines[synRef]()}, max: opt.MaxInFlight,
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	p := &SynProber{log: opt.Logger, fd4: -1, fd6: -1, udp4: -1, udp6: -1, core: core[synRef]{evfd: -1, kick: make(chan struct{}, 1), timers: newDeadlines[synRef]()}, max: opt.MaxInFlight,
 		ops: map[synKey]*synOp{}, routes: map[[16]byte]route{}, bound: map[netip.Addr]route{}, oobs: map[netip.Addr][]byte{}, tx: newBatch(ip6Len + synLen), rx: newBatch(replyKeep)}
 	p.resends = fifo.NewLanes(
 		func(r synRef) bool { return r.stale() || !r.o.inflight },
 		func(a, b synRef) bool { return a.o.resendAt < b.o.resendAt })
-	if !opt.RawReceive {
+	if opt.Receive == ReceiveAuto || opt.Receive == ReceiveEBPF {
+		err := p.openTC(opt.Ports)
+		if err == nil {
+			return p, nil
+		}
+		p.closeFDs()
+		if errors.Is(err, ErrRawSocket) || opt.Receive == ReceiveEBPF {
+			return nil, err
+		}
+		p.tcErr = err
+	}
+	if opt.Receive != ReceiveRaw {
 		err := p.openRings(opt.Ports)
 		if err == nil {
 			return p, nil
@@ -179,16 +232,40 @@ func OpenSynProber(opt SynOptions) (*SynProber, error) {
 	return p, nil
 }
 
-// Receive says where answers are read: "packet ring", or "raw socket"
-// with why the rings could not be set up.
+// Receive says where answers are read: "eBPF program", "packet ring"
+// or "raw socket", with why the ones before could not be set up.
 func (p *SynProber) Receive() string {
-	if p.r4 != nil {
-		return "packet ring"
+	var s string
+	switch {
+	case p.tc != nil:
+		return "eBPF program"
+	case p.r4 != nil:
+		s = "packet ring"
+	default:
+		s = "raw socket"
+		if p.ringErr != nil {
+			s += " (no packet ring: " + p.ringErr.Error() + ")"
+		}
 	}
-	if p.ringErr != nil {
-		return "raw socket (no packet ring: " + p.ringErr.Error() + ")"
+	if p.tcErr != nil {
+		s += " (no eBPF program: " + p.tcErr.Error() + ")"
 	}
-	return "raw socket"
+	return s
+}
+
+// openTC opens the IPPROTO_RAW sockets SYNs leave by, reserves the
+// source ports, and loads the eBPF program that takes the answers, on
+// every interface: one it cannot read (errFraming) is an error.
+func (p *SynProber) openTC(nports int) error {
+	if err := p.openSend(unix.IPPROTO_RAW, nports); err != nil {
+		return err
+	}
+	a, err := openTCAnswers(p.Ports())
+	if err != nil {
+		return err
+	}
+	p.tc = a
+	return a.attachAll()
 }
 
 // ringOpener opens a packet ring; tests make it fail, as a kernel
@@ -231,7 +308,7 @@ func (p *SynProber) openSend(protocol, nports int) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrRawSocket, os.NewSyscallError("socket", err))
 	}
-	p.fd4 = fd4
+	p.fd4, p.hdr6 = fd4, protocol == unix.IPPROTO_RAW
 	if err := unix.SetsockoptInt(fd4, unix.IPPROTO_IP, unix.IP_HDRINCL, 1); err != nil {
 		return os.NewSyscallError("setsockopt IP_HDRINCL", err)
 	}
@@ -427,8 +504,21 @@ func (p *SynProber) Run(ctx context.Context) error {
 	for _, r := range []*ring{p.r4, p.r6} {
 		if r != nil {
 			readers = append(readers, r.f)
-			wg.Go(func() { p.readLoop(ctx, r.f, p.ringReader(r)) })
+			parse := parseReply4
+			if r.v6 {
+				parse = parseReply6
+			}
+			wg.Go(func() { p.readLoop(ctx, r.f, p.frameReader(r.read, parse)) })
 		}
+	}
+	if a := p.tc; a != nil {
+		readers = append(readers, a.f)
+		wg.Go(func() { p.readLoop(ctx, a.f, p.frameReader(a.read, parseRecord)) })
+		wg.Go(func() {
+			a.watch(ctx, func(err error) {
+				p.log.Warn("half-open TCP_CHECK: answers through this interface are not seen; their probes time out (--syn-receive=ring reads them)", "err", err)
+			})
+		})
 	}
 	for _, s := range []struct {
 		f  *os.File
@@ -511,12 +601,10 @@ func (p *SynProber) readLoop(ctx context.Context, f *os.File, read func(out []sy
 	}
 }
 
-// ringReader is readLoop's read of r: every frame the kernel has written.
-func (p *SynProber) ringReader(r *ring) func(out []synRef) ([]synRef, bool) {
-	parse := parseReply4
-	if r.v6 {
-		parse = parseReply6
-	}
+// frameReader is readLoop's read of memory shared with the kernel: read
+// hands over every frame (a packet ring's) or record (the eBPF
+// program's) written since the last, which parse reads.
+func (p *SynProber) frameReader(read func(f func([]byte)) bool, parse func([]byte) (reply, bool)) func(out []synRef) ([]synRef, bool) {
 	var out []synRef
 	var now int64
 	answer := func(pkt []byte) {
@@ -526,7 +614,7 @@ func (p *SynProber) ringReader(r *ring) func(out []synRef) ([]synRef, bool) {
 	}
 	return func(o []synRef) ([]synRef, bool) {
 		out, now = o, mono()
-		got := r.read(answer)
+		got := read(answer)
 		o, out = out, nil
 		return o, got
 	}
@@ -739,7 +827,7 @@ func (p *SynProber) flushLocked() {
 				p.ipid++
 				ip4Header(b, o.rt.src, o.remote.Addr(), p.ipid|1, synLen)
 				b, n = b[ip4Len:], ip4Len+synLen
-			case p.r6 != nil: // IPPROTO_RAW: IPV6_HDRINCL
+			case p.hdr6: // IPPROTO_RAW: IPV6_HDRINCL
 				ip6Header(b, o.rt.src, o.remote.Addr(), synLen)
 				b, n = b[ip6Len:], ip6Len+synLen
 			}
@@ -983,6 +1071,10 @@ func (p *SynProber) closeFDs() {
 			(*r).close()
 			*r = nil
 		}
+	}
+	if p.tc != nil {
+		p.tc.close()
+		p.tc = nil
 	}
 	for _, fd := range append(p.hold, p.udp4, p.udp6) {
 		if fd >= 0 {

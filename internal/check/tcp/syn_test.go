@@ -24,17 +24,24 @@ import (
 // testSynProber opens a SynProber and runs it for the test; without root
 // (CAP_NET_RAW for the raw sockets) the test is skipped. It reads answers
 // from packet rings unless raw is given and true.
-func testSynProber(t *testing.T, run bool, raw ...bool) *SynProber {
+func testSynProber(t *testing.T, run bool, mode ...ReceiveMode) *SynProber {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("half-open TCP_CHECK needs root (CAP_NET_RAW) for its raw sockets")
 	}
-	rawReceive := len(raw) > 0 && raw[0]
-	p, err := OpenSynProber(SynOptions{Ports: 64, RawReceive: rawReceive})
+	m := ReceiveAuto
+	if len(mode) > 0 {
+		m = mode[0]
+	}
+	p, err := OpenSynProber(SynOptions{Ports: 64, Receive: m})
+	if m == ReceiveEBPF && errors.Is(err, errNoTC) {
+		t.Skipf("no eBPF here (CAP_BPF and a kernel with tcx, 6.6+, needed): %v", err)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := map[bool]string{false: "packet ring", true: "raw socket"}[rawReceive]; p.Receive() != want {
+	want := map[ReceiveMode]string{ReceiveEBPF: "eBPF program", ReceiveRing: "packet ring", ReceiveRaw: "raw socket"}[m]
+	if want != "" && p.Receive() != want {
 		t.Fatalf("answers read from %q, want %q", p.Receive(), want)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -49,9 +56,10 @@ func testSynProber(t *testing.T, run bool, raw ...bool) *SynProber {
 }
 
 // receiveModes runs f once for each way answers are read.
-func receiveModes(t *testing.T, f func(t *testing.T, raw bool)) {
-	t.Run("ring", func(t *testing.T) { f(t, false) })
-	t.Run("raw", func(t *testing.T) { f(t, true) })
+func receiveModes(t *testing.T, f func(t *testing.T, mode ReceiveMode)) {
+	t.Run("ebpf", func(t *testing.T) { f(t, ReceiveEBPF) })
+	t.Run("ring", func(t *testing.T) { f(t, ReceiveRing) })
+	t.Run("raw", func(t *testing.T) { f(t, ReceiveRaw) })
 }
 
 func synProbe(t *testing.T, p *SynProber, tg check.Target, timeout time.Duration) check.Result {
@@ -96,8 +104,8 @@ func closedPort(t *testing.T, network, addr string) check.Target {
 
 func TestSyn(t *testing.T) { receiveModes(t, testSyn) }
 
-func testSyn(t *testing.T, raw bool) {
-	p := testSynProber(t, true, raw)
+func testSyn(t *testing.T, mode ReceiveMode) {
+	p := testSynProber(t, true, mode)
 	open := openTarget(t)
 	tests := []struct {
 		name    string
@@ -152,8 +160,8 @@ func TestSynNoConnection(t *testing.T) {
 
 func TestSynIPv6(t *testing.T) { receiveModes(t, testSynIPv6) }
 
-func testSynIPv6(t *testing.T, raw bool) {
-	p := testSynProber(t, true, raw)
+func testSynIPv6(t *testing.T, mode ReceiveMode) {
+	p := testSynProber(t, true, mode)
 	ln, err := net.Listen("tcp6", "[::1]:0")
 	if err != nil {
 		t.Skipf("no IPv6 loopback: %v", err)
@@ -174,8 +182,8 @@ func testSynIPv6(t *testing.T, raw bool) {
 // each get their own verdict.
 func TestSynMany(t *testing.T) { receiveModes(t, testSynMany) }
 
-func testSynMany(t *testing.T, raw bool) {
-	p := testSynProber(t, true, raw)
+func testSynMany(t *testing.T, mode ReceiveMode) {
+	p := testSynProber(t, true, mode)
 	var targets []check.Target
 	var want []bool
 	for i := range 20 {
@@ -242,8 +250,9 @@ func TestSynNeverCallsBackInStart(t *testing.T) {
 // gets through.
 func TestSynFilter(t *testing.T) { receiveModes(t, testSynFilter) }
 
-func testSynFilter(t *testing.T, raw bool) {
-	p := testSynProber(t, false, raw) // nothing reads the answers but the test
+func testSynFilter(t *testing.T, mode ReceiveMode) {
+	p := testSynProber(t, false, mode) // nothing reads the answers but the test
+	raw := mode == ReceiveRaw
 	for _, network := range []string{"tcp4", "tcp6"} {
 		addr := map[string]string{"tcp4": "127.0.0.1:0", "tcp6": "[::1]:0"}[network]
 		// read is the next answer, or nil.
@@ -258,16 +267,27 @@ func testSynFilter(t *testing.T, raw bool) {
 				}
 				return buf[:n]
 			}
-		} else if r := map[string]*ring{"tcp4": p.r4, "tcp6": p.r6}[network]; r != nil {
+		} else {
+			var r func(func([]byte)) bool
+			switch {
+			case mode == ReceiveEBPF:
+				r = p.tc.read
+			case network == "tcp4" && p.r4 != nil:
+				r = p.r4.read
+			case network == "tcp6" && p.r6 != nil:
+				r = p.r6.read
+			}
 			var got [][]byte
-			read = func() []byte {
-				r.read(func(pkt []byte) { got = append(got, slices.Clone(pkt)) })
-				if len(got) == 0 {
-					return nil
+			if r != nil {
+				read = func() []byte {
+					r(func(pkt []byte) { got = append(got, slices.Clone(pkt)) })
+					if len(got) == 0 {
+						return nil
+					}
+					pkt := got[0]
+					got = got[1:]
+					return pkt
 				}
-				pkt := got[0]
-				got = got[1:]
-				return pkt
 			}
 		}
 		ln, err := net.Listen(network, addr)
@@ -315,6 +335,8 @@ func testSynFilter(t *testing.T, raw bool) {
 		}
 		var r reply
 		switch {
+		case mode == ReceiveEBPF:
+			r, _ = parseRecord(b)
 		case network == "tcp4":
 			r, _ = parseReply4(b)
 		case raw: // the address comes with recvfrom
@@ -340,7 +362,7 @@ func TestSynRingFallback(t *testing.T) {
 	}
 	defer func(f func(bool, []bpf.RawInstruction) (*ring, error)) { ringOpener = f }(ringOpener)
 	ringOpener = func(bool, []bpf.RawInstruction) (*ring, error) { return nil, errors.New("no packet sockets here") }
-	p, err := OpenSynProber(SynOptions{Ports: 64})
+	p, err := OpenSynProber(SynOptions{Ports: 64, Receive: ReceiveRing})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -441,8 +463,8 @@ func TestSynCheckerAllocs(t *testing.T) {
 // kernel drops it), the queue is emptied, and the second SYN is answered.
 func TestSynResend(t *testing.T) { receiveModes(t, testSynResend) }
 
-func testSynResend(t *testing.T, raw bool) {
-	p := testSynProber(t, true, raw)
+func testSynResend(t *testing.T, mode ReceiveMode) {
+	p := testSynProber(t, true, mode)
 	tg, fd := stuckListener(t)
 	drops := tcpStat(t, "TcpExt:", "ListenOverflows")
 	ch := make(chan check.Result, 1)

@@ -1,15 +1,22 @@
 package tcp
 
 import (
+	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
+	"runtime"
+	"sync"
 	"sync/atomic"
 	"unsafe"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -28,13 +35,19 @@ import (
 // The RST is what the kernel would send — RFC 793's reset of a segment
 // with an ACK: sequence number the segment's ack, no ACK, no options.
 type tcAnswers struct {
-	prog  *ebpf.Program
-	rb    *ebpf.Map
-	links map[int]link.Link // by interface index
-	f     *os.File          // the ring buffer's fd in the Go runtime's poller
-	cons  []byte            // consumer position page
-	data  []byte            // producer position page, then the data twice
-	mask  uint64
+	lo, hi uint16 // the reserved source ports
+	rb     *ebpf.Map
+	f      *os.File // the ring buffer's fd in the Go runtime's poller
+	cons   []byte   // consumer position page
+	data   []byte   // producer position page, then the data twice
+	mask   uint64
+
+	ns     netns.NsHandle // the network namespace it was opened in
+
+	mu     sync.Mutex
+	progs  map[int16]*ebpf.Program // by bytes before the IP header
+	links  map[int]link.Link       // by interface index
+	warned map[int]bool            // interfaces it cannot go on, told
 }
 
 // answerRecord is what the program writes for each answer (answerLen
@@ -49,6 +62,9 @@ const (
 	answerLen  = 32
 	answerRing = 1 << 20 // 32,768 answers
 )
+
+// rstLen is a RST's TCP header: no options.
+const rstLen = 20
 
 // tcx return codes (include/uapi/linux/bpf.h).
 const (
@@ -68,14 +84,16 @@ const (
 )
 
 // answerProgram is the ingress program for source ports [lo, hi],
-// writing to rb. Registers: R6 the skb, R7 its data, R8 its end, R9 the
-// TCP flags.
-func answerProgram(lo, hi uint16, rb *ebpf.Map) asm.Instructions {
-	const (
-		v4Len = ethLen + ip4Len + rstLen // an answer's, and the RST's, least
-		v6Len = ethLen + ip6Len + rstLen
-		rec   = -answerLen // the record on the stack
+// writing to rb, for interfaces whose packets start with an Ethernet
+// header (l2 = ethLen: Ethernet, loopback) or with the IP header (l2 =
+// 0: tun, WireGuard). Registers: R6 the skb, R7 its data, R8 its end,
+// R9 the TCP flags.
+func answerProgram(lo, hi uint16, rb *ebpf.Map, l2 int16) asm.Instructions {
+	var (
+		v4Len = int32(l2) + ip4Len + rstLen // an answer's, and the RST's, least
+		v6Len = int32(l2) + ip6Len + rstLen
 	)
+	const rec = -answerLen // the record on the stack
 	var p asm.Instructions
 	add := func(ins ...asm.Instruction) { p = append(p, ins...) }
 	// load R7, R8 and bounds-check n bytes, else next.
@@ -103,9 +121,9 @@ func answerProgram(lo, hi uint16, rb *ebpf.Map) asm.Instructions {
 		)
 	}
 	// csum sums n bytes at off into R0, from seed (R5 when seedReg).
-	csum := func(off int32, n int32, seed int32, seedReg bool) {
+	csum := func(off int16, n int32, seed int32, seedReg bool) {
 		add(asm.Mov.Imm(asm.R1, 0), asm.Mov.Imm(asm.R2, 0),
-			asm.Mov.Reg(asm.R3, asm.R7), asm.Add.Imm(asm.R3, off),
+			asm.Mov.Reg(asm.R3, asm.R7), asm.Add.Imm(asm.R3, int32(off)),
 			asm.Mov.Imm(asm.R4, n))
 		if seedReg {
 			add(asm.Mov.Reg(asm.R5, asm.R0))
@@ -180,6 +198,9 @@ func answerProgram(lo, hi uint16, rb *ebpf.Map) asm.Instructions {
 			asm.Mov.Imm(asm.R0, 0).WithSymbol(label+"-trimmed"),
 		)
 		data(n)
+		if l2 == 0 {
+			return
+		}
 		// Ethernet addresses swapped.
 		add(
 			asm.LoadMem(asm.R2, asm.R7, 0, asm.Word),
@@ -226,7 +247,7 @@ func answerProgram(lo, hi uint16, rb *ebpf.Map) asm.Instructions {
 		asm.JNE.Imm(asm.R2, ethIPv4Wire, "next"),
 	)
 	// IPv4: no options, not a later fragment, TCP.
-	const ip4, tcp4 = ethLen, ethLen + ip4Len
+	ip4, tcp4 := l2, l2+ip4Len
 	data(v4Len)
 	add(
 		asm.LoadMem(asm.R2, asm.R7, ip4, asm.Byte),
@@ -260,7 +281,7 @@ func answerProgram(lo, hi uint16, rb *ebpf.Map) asm.Instructions {
 	out()
 
 	// IPv6: TCP right after the fixed header.
-	const ip6, tcp6 = ethLen, ethLen + ip6Len
+	ip6, tcp6 := l2, l2+ip6Len
 	add(asm.Mov.Imm(asm.R0, 0).WithSymbol("v6"))
 	data(v6Len)
 	add(
@@ -311,29 +332,45 @@ func syn(v6 bool) string {
 var errNoTC = errors.New("eBPF answer program")
 
 // openTCAnswers loads the program for source ports [lo, hi] and maps its
-// ring buffer; attach puts it on interfaces.
+// ring buffer; attachAll and watch put it on interfaces.
 func openTCAnswers(lo, hi uint16) (*tcAnswers, error) {
-	a := &tcAnswers{links: map[int]link.Link{}}
+	a := &tcAnswers{lo: lo, hi: hi, ns: -1, progs: map[int16]*ebpf.Program{}, links: map[int]link.Link{}, warned: map[int]bool{}}
 	var err error
+	if a.ns, err = netns.Get(); err != nil {
+		return nil, fmt.Errorf("%w: network namespace: %w", errNoTC, err)
+	}
 	a.rb, err = ebpf.NewMap(&ebpf.MapSpec{Name: "keepvs_answers", Type: ebpf.RingBuf, MaxEntries: answerRing})
 	if err != nil {
 		return nil, fmt.Errorf("%w: ring buffer: %w", errNoTC, err)
 	}
-	a.prog, err = ebpf.NewProgram(&ebpf.ProgramSpec{
-		Name:         "keepvs_answers",
-		Type:         ebpf.SchedCLS,
-		Instructions: answerProgram(lo, hi, a.rb),
-		License:      "Apache-2.0",
-	})
-	if err != nil {
+	if _, err := a.program(ethLen); err != nil {
 		a.close()
-		return nil, fmt.Errorf("%w: load: %w", errNoTC, err)
+		return nil, err
 	}
 	if err := a.mmap(); err != nil {
 		a.close()
 		return nil, fmt.Errorf("%w: %w", errNoTC, err)
 	}
 	return a, nil
+}
+
+// program is the program for packets with l2 bytes before the IP
+// header, loaded on first use.
+func (a *tcAnswers) program(l2 int16) (*ebpf.Program, error) {
+	if p := a.progs[l2]; p != nil {
+		return p, nil
+	}
+	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Name:         "keepvs_answers",
+		Type:         ebpf.SchedCLS,
+		Instructions: answerProgram(a.lo, a.hi, a.rb, l2),
+		License:      "Apache-2.0",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: load: %w", errNoTC, err)
+	}
+	a.progs[l2] = p
+	return p, nil
 }
 
 func (a *tcAnswers) mmap() error {
@@ -359,17 +396,131 @@ func (a *tcAnswers) mmap() error {
 	return nil
 }
 
-// attach puts the program on the ingress of interface ifindex (once).
-func (a *tcAnswers) attach(ifindex int) error {
-	if _, ok := a.links[ifindex]; ok {
+// framing is how many bytes come before the IP header in the packets
+// the ingress of an interface of this link type (rtnetlink's encap
+// name) sees; ok is false for the types the program does not read.
+func framing(encap string) (l2 int16, ok bool) {
+	switch encap {
+	case "ether", "loopback":
+		return ethLen, true
+	case "none": // ARPHRD_NONE: tun, WireGuard
+		return 0, true
+	}
+	return 0, false
+}
+
+// errFraming is an interface whose packets the program cannot read: an
+// answer that comes in by it goes to the kernel, which resets it, and
+// its probe times out.
+var errFraming = errors.New("link type not read by the eBPF program")
+
+// attach puts the program on the ingress of l (once).
+func (a *tcAnswers) attach(l netlink.Link) error {
+	at := l.Attrs()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, ok := a.links[at.Index]; ok {
 		return nil
 	}
-	l, err := link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: a.prog, Attach: ebpf.AttachTCXIngress})
-	if err != nil {
-		return fmt.Errorf("%w: attach to interface %d: %w", errNoTC, ifindex, err)
+	l2, ok := framing(at.EncapType)
+	if !ok {
+		return fmt.Errorf("interface %s (%s): %w", at.Name, at.EncapType, errFraming)
 	}
-	a.links[ifindex] = l
+	prog, err := a.program(l2)
+	if err != nil {
+		return err
+	}
+	ln, err := link.AttachTCX(link.TCXOptions{Interface: at.Index, Program: prog, Attach: ebpf.AttachTCXIngress})
+	if err != nil {
+		return fmt.Errorf("%w: attach to %s: %w", errNoTC, at.Name, err)
+	}
+	a.links[at.Index] = ln
 	return nil
+}
+
+// detach lets go of interface index (removed: the kernel has detached
+// the program already).
+func (a *tcAnswers) detach(index int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if ln, ok := a.links[index]; ok {
+		ln.Close()
+		delete(a.links, index)
+	}
+	delete(a.warned, index)
+}
+
+// attachAll puts the program on every interface there is; an interface
+// it cannot read is an error (errFraming), after the others.
+func (a *tcAnswers) attachAll() error {
+	links, err := netlink.LinkList()
+	if err != nil {
+		return fmt.Errorf("%w: list interfaces: %w", errNoTC, err)
+	}
+	var errs []error
+	for _, l := range links {
+		if err := a.attach(l); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// interfaces is how many interfaces the program is on.
+func (a *tcAnswers) interfaces() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.links)
+}
+
+// watch follows the interfaces until ctx ends: the program goes on each
+// new one; warn hears, once per interface, of those it cannot go on.
+//
+// Its thread joins the network namespace the program was opened in, for
+// good: the interface indexes it attaches by are that namespace's (a
+// test's, say, while the rest of the process is elsewhere).
+func (a *tcAnswers) watch(ctx context.Context, warn func(err error)) {
+	runtime.LockOSThread() // never unlocked: the thread ends with watch
+	if err := netns.Set(a.ns); err != nil {
+		warn(fmt.Errorf("%w: watch interfaces: %w", errNoTC, err))
+		return
+	}
+	ch := make(chan netlink.LinkUpdate, 64)
+	done := make(chan struct{})
+	var stopped atomic.Bool
+	defer func() { stopped.Store(true); close(done) }()
+	lost := func(err error) {
+		if !stopped.Load() { // not the subscription's own end
+			warn(fmt.Errorf("%w: stopped following interfaces: %w", errNoTC, err))
+		}
+	}
+	if err := netlink.LinkSubscribeWithOptions(ch, done, netlink.LinkSubscribeOptions{ListExisting: true, ErrorCallback: lost}); err != nil {
+		warn(fmt.Errorf("%w: watch interfaces: %w", errNoTC, err))
+		return
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case u, ok := <-ch:
+			if !ok {
+				return
+			}
+			if u.Header.Type == unix.RTM_DELLINK {
+				a.detach(int(u.Index))
+				continue
+			}
+			if err := a.attach(u.Link); err != nil {
+				a.mu.Lock()
+				first := !a.warned[int(u.Index)]
+				a.warned[int(u.Index)] = true
+				a.mu.Unlock()
+				if first {
+					warn(err)
+				}
+			}
+		}
+	}
 }
 
 // read calls f with each record written since the last read and hands
@@ -397,10 +548,35 @@ func (a *tcAnswers) read(f func(rec []byte)) bool {
 	return got
 }
 
+// parseRecord reads a record the program wrote.
+func parseRecord(rec []byte) (reply, bool) {
+	if len(rec) < answerLen {
+		return reply{}, false
+	}
+	var addr netip.Addr
+	if rec[recV6] != 0 {
+		addr = netip.AddrFrom16([16]byte(rec[recAddr:]))
+	} else {
+		addr = netip.AddrFrom4([4]byte(rec[recAddr:]))
+	}
+	return reply{
+		remote:    netip.AddrPortFrom(addr, binary.BigEndian.Uint16(rec[recPorts:])),
+		localPort: binary.BigEndian.Uint16(rec[recPorts+2:]),
+		ack:       binary.BigEndian.Uint32(rec[recAck:]),
+		flags:     rec[recFlags],
+	}, true
+}
+
 func (a *tcAnswers) close() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	for i, l := range a.links {
 		l.Close()
 		delete(a.links, i)
+	}
+	for l2, p := range a.progs {
+		p.Close()
+		delete(a.progs, l2)
 	}
 	if a.f != nil {
 		a.f.Close()
@@ -412,12 +588,12 @@ func (a *tcAnswers) close() {
 		}
 	}
 	a.cons, a.data = nil, nil
-	if a.prog != nil {
-		a.prog.Close()
-		a.prog = nil
-	}
 	if a.rb != nil {
 		a.rb.Close()
 		a.rb = nil
+	}
+	if a.ns.IsOpen() {
+		a.ns.Close()
+		a.ns = -1
 	}
 }
