@@ -42,7 +42,7 @@ type tcAnswers struct {
 	data   []byte   // producer position page, then the data twice
 	mask   uint64
 
-	ns     netns.NsHandle // the network namespace it was opened in
+	ns netns.NsHandle // the network namespace it was opened in
 
 	mu     sync.Mutex
 	progs  map[int16]*ebpf.Program // by bytes before the IP header
@@ -69,7 +69,6 @@ const rstLen = 20
 // tcx return codes (include/uapi/linux/bpf.h).
 const (
 	tcxNext     = -1
-	tcxDrop     = 2
 	tcActShot   = 2
 	ethLen      = 14
 	skbLen      = 0

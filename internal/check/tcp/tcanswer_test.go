@@ -1,0 +1,360 @@
+package tcp
+
+import (
+	"encoding/binary"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/keepvs/keepvs/internal/check"
+)
+
+// testTCAnswers loads the program for source ports [lo, hi], or skips.
+func testTCAnswers(t *testing.T, lo, hi uint16) *tcAnswers {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("the eBPF answer program needs root (CAP_BPF, CAP_NET_ADMIN)")
+	}
+	a, err := openTCAnswers(lo, hi)
+	if err != nil {
+		t.Skipf("no eBPF here (CAP_BPF and a kernel with tcx, 6.6+, needed): %v", err)
+	}
+	t.Cleanup(a.close)
+	return a
+}
+
+// synAck is an Ethernet frame (zero destination address, as loopback's)
+// carrying a SYN-ACK from src:80 to dst:port with ack and the options a
+// listener's has, so the program must cut them off.
+func synAck(src, dst netip.Addr, port uint16, ack uint32, flags byte) []byte {
+	const opts = 20 // MSS, SACK permitted, timestamps, window scale
+	seg := make([]byte, 20+opts)
+	binary.BigEndian.PutUint16(seg[0:], 80)
+	binary.BigEndian.PutUint16(seg[2:], port)
+	binary.BigEndian.PutUint32(seg[4:], 7777)
+	binary.BigEndian.PutUint32(seg[8:], ack)
+	seg[12], seg[13] = (20+opts)/4<<4, flags
+	binary.BigEndian.PutUint16(seg[14:], 65483)
+	copy(seg[20:], []byte{2, 4, 0xff, 0xd7, 4, 2, 8, 10, 1, 2, 3, 4, 5, 6, 7, 8, 1, 3, 3, 7})
+	binary.BigEndian.PutUint16(seg[16:], tcpChecksum(seg, src, dst))
+	frame := make([]byte, ethLen, 128)
+	copy(frame[6:], []byte{2, 0, 0, 0, 0, 1}) // source MAC
+	if src.Is4() {
+		binary.BigEndian.PutUint16(frame[12:], unix.ETH_P_IP)
+		ip := make([]byte, ip4Len)
+		ip4Header(ip, src, dst, 1, len(seg))
+		binary.BigEndian.PutUint16(ip[10:], checksum(ip, 0))
+		frame = append(frame, ip...)
+	} else {
+		binary.BigEndian.PutUint16(frame[12:], unix.ETH_P_IPV6)
+		ip := make([]byte, ip6Len)
+		ip6Header(ip, src, dst, len(seg))
+		frame = append(frame, ip...)
+	}
+	return append(frame, seg...)
+}
+
+// TestTCAnswerProgram runs the program on crafted frames (the kernel's
+// test run: nothing is sent): a SYN-ACK to a reserved port is recorded and
+// becomes, byte for byte, the RST the kernel would send, addressed back
+// (Ethernet addresses too) and redirected; a RST is recorded and dropped;
+// anything else passes to the next program untouched and unrecorded.
+func TestTCAnswerProgram(t *testing.T) {
+	a := testTCAnswers(t, 40000, 40100)
+	prog := a.progs[ethLen]
+	run := func(frame []byte) (int32, []byte) {
+		out := make([]byte, 256)
+		opts := &ebpf.RunOptions{Data: frame, DataOut: out}
+		ret, err := prog.Run(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return int32(ret), opts.DataOut
+	}
+	records := func() []reply {
+		var rs []reply
+		a.read(func(rec []byte) {
+			r, _ := parseRecord(rec)
+			rs = append(rs, r)
+		})
+		return rs
+	}
+	for _, fam := range []struct{ remote, local string }{{"192.0.2.7", "192.0.2.1"}, {"2001:db8::7", "2001:db8::1"}} {
+		remote, local := netip.MustParseAddr(fam.remote), netip.MustParseAddr(fam.local)
+		l3 := ip4Len
+		if remote.Is6() {
+			l3 = ip6Len
+		}
+		t.Run(fam.remote, func(t *testing.T) {
+			ret, out := run(synAck(remote, local, 40050, 0xdeadbeef, tcpSYN|tcpACK))
+			if ret != 7 { // TC_ACT_REDIRECT
+				t.Fatalf("SYN-ACK: returned %d, want a redirect (7)", ret)
+			}
+			want := make([]byte, ethLen+l3+rstLen)
+			copy(want[0:], []byte{2, 0, 0, 0, 0, 1}) // back to the sender
+			copy(want[12:], synAck(remote, local, 0, 0, 0)[12:14])
+			if remote.Is4() {
+				ip4Header(want[ethLen:], local, remote, 0, rstLen)
+				binary.BigEndian.PutUint16(want[ethLen+10:], checksum(want[ethLen:ethLen+ip4Len], 0))
+			} else {
+				ip6Header(want[ethLen:], local, remote, rstLen)
+			}
+			rstSegment(want[ethLen+l3:], local, remote, 40050, 80, 0xdeadbeef)
+			if string(out) != string(want) {
+				t.Errorf("the RST:\n got % x\nwant % x", out, want)
+			}
+			if rs := records(); len(rs) != 1 || rs[0] != (reply{netip.AddrPortFrom(remote, 80), 40050, 0xdeadbeef, tcpSYN | tcpACK}) {
+				t.Errorf("records %+v, want the SYN-ACK's", rs)
+			}
+
+			if ret, _ := run(synAck(remote, local, 40100, 5, tcpRST|tcpACK)); ret != tcActShot {
+				t.Errorf("RST: returned %d, want a drop (%d)", ret, tcActShot)
+			}
+			if rs := records(); len(rs) != 1 || rs[0].flags != tcpRST|tcpACK || rs[0].localPort != 40100 || rs[0].ack != 5 {
+				t.Errorf("records %+v, want the RST's", rs)
+			}
+
+			for _, other := range []struct {
+				name  string
+				frame []byte
+			}{
+				{"port below the pool", synAck(remote, local, 39999, 1, tcpSYN|tcpACK)},
+				{"port above the pool", synAck(remote, local, 40101, 1, tcpSYN|tcpACK)},
+				{"no ACK (a SYN)", synAck(remote, local, 40050, 1, tcpSYN)},
+				{"no SYN or RST (data)", synAck(remote, local, 40050, 1, tcpACK)},
+			} {
+				if ret, out := run(other.frame); ret != tcxNext || string(out) != string(other.frame) {
+					t.Errorf("%s: returned %d (want %d, the next program), frame changed: %v", other.name, ret, tcxNext, string(out) != string(other.frame))
+				}
+			}
+			if rs := records(); len(rs) != 0 {
+				t.Errorf("records %+v of packets not ours", rs)
+			}
+		})
+	}
+}
+
+// inNetns moves the test's goroutine, locked to its thread, into a new
+// network namespace with its loopback up, until the test ends.
+func inNetns(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for a network namespace")
+	}
+	runtime.LockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		runtime.UnlockOSThread()
+		t.Fatal(err)
+	}
+	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+		orig.Close()
+		runtime.UnlockOSThread()
+		t.Skipf("no network namespace: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := netns.Set(orig); err != nil {
+			panic(err) // the thread is in the wrong namespace for good
+		}
+		orig.Close()
+		runtime.UnlockOSThread()
+	})
+	lo, err := netlink.LinkByName("lo")
+	if err == nil {
+		err = netlink.LinkSetUp(lo)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSynEBPFResets: with the eBPF receive, every probe's RST is the
+// program's — each resets the listener's half-open connection
+// (EmbryonicRsts) and the kernel's TCP sends none (OutRsts) — where the
+// packet ring leaves the RST to the kernel. In a namespace of its own,
+// whose counters nothing else moves.
+func TestSynEBPFResets(t *testing.T) {
+	inNetns(t)
+	ln4, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln4.Close()
+	targets := []check.Target{{Addr: netip.MustParseAddrPort(ln4.Addr().String())}}
+	if ln6, err := net.Listen("tcp6", "[::1]:0"); err == nil {
+		defer ln6.Close()
+		targets = append(targets, check.Target{Addr: netip.MustParseAddrPort(ln6.Addr().String())})
+	} else {
+		t.Logf("IPv6: skipped, no ::1 (%v)", err)
+	}
+	const n = 20
+	for _, mode := range []struct {
+		m          ReceiveMode
+		kernelRsts int
+	}{{ReceiveEBPF, 0}, {ReceiveRing, 1}} {
+		p := testSynProber(t, true, mode.m)
+		emb, out := tcpStat(t, "TcpExt:", "EmbryonicRsts"), tcpStat(t, "Tcp:", "OutRsts")
+		for range n {
+			for _, tg := range targets {
+				if r := synProbe(t, p, tg, 3*time.Second); !r.OK {
+					t.Fatalf("%s: probe of %v = %+v, want up", p.Receive(), tg.Addr, r)
+				}
+			}
+		}
+		probes := n * len(targets)
+		// The last RST may still be on its way through the backlog.
+		for deadline := time.Now().Add(2 * time.Second); tcpStat(t, "TcpExt:", "EmbryonicRsts")-emb < probes && time.Now().Before(deadline); {
+			runtime.Gosched()
+		}
+		if got := tcpStat(t, "TcpExt:", "EmbryonicRsts") - emb; got != probes {
+			t.Errorf("%s: %d half-open connections reset, want %d", p.Receive(), got, probes)
+		}
+		if got := tcpStat(t, "Tcp:", "OutRsts") - out; got != probes*mode.kernelRsts {
+			t.Errorf("%s: the kernel sent %d RSTs, want %d", p.Receive(), got, probes*mode.kernelRsts)
+		}
+	}
+}
+
+// TestSynEBPFInterfaces: the program goes on interfaces that appear
+// after the prober opened (Ethernet: a veth pair; L3: a tun) and lets go
+// of those removed.
+func TestSynEBPFInterfaces(t *testing.T) {
+	inNetns(t)
+	p := testSynProber(t, true, ReceiveEBPF)
+	wait := func(what string, f func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); !f(); {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the program is on %d interfaces", what, p.tc.interfaces())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	on := func(name string) bool {
+		l, err := netlink.LinkByName(name)
+		if err != nil {
+			return false
+		}
+		p.tc.mu.Lock()
+		defer p.tc.mu.Unlock()
+		_, ok := p.tc.links[l.Attrs().Index]
+		return ok
+	}
+	if n := p.tc.interfaces(); n != 1 {
+		t.Fatalf("on %d interfaces at first, want 1 (lo)", n)
+	}
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "kvveth0"}, PeerName: "kvveth1"}
+	if err := netlink.LinkAdd(veth); err != nil {
+		t.Skipf("no veth: %v", err)
+	}
+	wait("veth pair added", func() bool { return on("kvveth0") && on("kvveth1") })
+	tun := &netlink.Tuntap{LinkAttrs: netlink.LinkAttrs{Name: "kvtun0"}, Mode: netlink.TUNTAP_MODE_TUN}
+	if err := netlink.LinkAdd(tun); err != nil {
+		t.Logf("tun: skipped (%v)", err)
+	} else {
+		wait("tun added", func() bool { return on("kvtun0") })
+		p.tc.mu.Lock()
+		l3 := p.tc.progs[0] != nil
+		p.tc.mu.Unlock()
+		if !l3 {
+			t.Error("the tun got the Ethernet program")
+		}
+	}
+	if err := netlink.LinkDel(veth); err != nil {
+		t.Fatal(err)
+	}
+	wait("veth pair removed", func() bool {
+		return !on("kvveth0") && !on("kvveth1") && p.tc.interfaces() == 1+map[bool]int{true: 1}[on("kvtun0")]
+	})
+}
+
+// TestSynEBPFTun: through an L3 interface (a tun whose other end is this
+// test), a probe's SYN goes out, the SYN-ACK written back comes in, the
+// program reports it (the probe is up) and sends the RST back out the
+// tun: sequence number the SYN-ACK's ack, from the probe's port.
+func TestSynEBPFTun(t *testing.T) {
+	inNetns(t)
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Skipf("no tun: %v", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("kvtun1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ifr.SetUint16(unix.IFF_TUN | unix.IFF_NO_PI)
+	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+		t.Skipf("no tun: %v", err)
+	}
+	l, err := netlink.LinkByName("kvtun1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, _ := netlink.ParseAddr("10.99.0.1/24")
+	if err := netlink.AddrAdd(l, addr); err != nil {
+		t.Fatal(err)
+	}
+	if err := netlink.LinkSetUp(l); err != nil {
+		t.Fatal(err)
+	}
+	p := testSynProber(t, true, ReceiveEBPF)
+	local, remote := netip.MustParseAddr("10.99.0.1"), netip.MustParseAddr("10.99.0.2")
+	// next is the next TCP segment out of the tun (IPv4 only: the
+	// kernel's own IPv6 chatter is skipped).
+	buf := make([]byte, 2048)
+	next := func() []byte {
+		t.Helper()
+		for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); {
+			n, err := unix.Read(fd, buf)
+			if errors.Is(err, unix.EAGAIN) {
+				unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 100)
+				continue
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n >= ip4Len+rstLen && buf[0] == 0x45 && buf[9] == unix.IPPROTO_TCP {
+				return buf[:n]
+			}
+		}
+		t.Fatal("nothing came out of the tun")
+		return nil
+	}
+	ch := make(chan check.Result, 1)
+	p.Start(check.Target{Addr: netip.AddrPortFrom(remote, 80)}, 3*time.Second, func(r check.Result) { ch <- r })
+	syn := next()
+	seg := syn[ip4Len:]
+	sport, isn := binary.BigEndian.Uint16(seg[0:]), binary.BigEndian.Uint32(seg[4:])
+	if seg[13] != tcpSYN || binary.BigEndian.Uint16(seg[2:]) != 80 {
+		t.Fatalf("out of the tun: % x, want the SYN", syn)
+	}
+	answer := synAck(remote, local, sport, isn+1, tcpSYN|tcpACK)[ethLen:]
+	if _, err := unix.Write(fd, answer); err != nil {
+		t.Fatal(err)
+	}
+	rst := next()
+	want := make([]byte, ip4Len+rstLen)
+	ip4Header(want, local, remote, 0, rstLen)
+	binary.BigEndian.PutUint16(want[10:], checksum(want[:ip4Len], 0))
+	rstSegment(want[ip4Len:], local, remote, sport, 80, isn+1)
+	if string(rst) != string(want) {
+		t.Errorf("out of the tun after the SYN-ACK:\n got % x\nwant % x (the RST)", rst, want)
+	}
+	if r := result(t, ch, 3*time.Second); !r.OK {
+		t.Errorf("probe = %+v, want up", r)
+	}
+	if s := p.Receive(); !strings.HasPrefix(s, "eBPF") {
+		t.Errorf("Receive() = %q", s)
+	}
+}
