@@ -347,10 +347,12 @@ func checksum(b []byte, sum uint32) uint16 {
 	return ^uint16(sum)
 }
 
-// tcpStat is a counter of this network namespace's TCP statistics
-// (/proc/net/snmp, /proc/net/netstat): table "Tcp:" or "TcpExt:".
+// tcpStat is a counter of the TCP statistics (/proc/net/snmp,
+// /proc/net/netstat) of the calling thread's network namespace — the
+// test's own when it runs locked in one (inNetns); /proc/net would be the
+// process's first thread's: table "Tcp:" or "TcpExt:".
 func tcpStat(t *testing.T, table, name string) int {
-	for _, file := range []string{"/proc/net/netstat", "/proc/net/snmp"} {
+	for _, file := range []string{"/proc/thread-self/net/netstat", "/proc/thread-self/net/snmp"} {
 		b, _ := os.ReadFile(file)
 		var names []string
 		for _, line := range strings.Split(string(b), "\n") {
