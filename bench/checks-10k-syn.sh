@@ -175,6 +175,8 @@ run_keepvs() { # run_keepvs connect|syn
 	local down
 	down=$(grep -c "up=false" $W/keepvs.log || true)
 	grep -h -- "--tcp-check\|probes half-open" $W/keepvs.log | sed 's/^/      /' || true
+	# The first reports of a real server down, with their reasons.
+	grep -m3 "up=false" $W/keepvs.log | sed 's/^/      /' || true
 	# Since the start: probes started, and how late (the Runner's count).
 	KEEPVS_SOCKET=$W/keepvs.sock $W/keepvs status | grep '^checks:' | sed 's/^/      /' || true
 	kill $kp; wait $kp 2>/dev/null || true

@@ -50,7 +50,7 @@ virtual_server 127.0.0.1 %[1]d {
 		if receive == "ebpf" && strings.Contains(d.logs.String(), "cannot probe half-open") {
 			t.Skipf("no eBPF here (CAP_BPF and a kernel with tcx, 6.6+, needed); log:\n%s", d.logs.String())
 		}
-		d.waitLog(t, `answers="`+says+`"`)
+		d.waitLog(t, `answers="`+says)
 	} else {
 		d.waitLog(t, "--tcp-check syn: cannot probe half-open; TCP_CHECK connects instead")
 	}

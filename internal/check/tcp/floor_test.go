@@ -151,7 +151,7 @@ func TestKernelFloor(t *testing.T) {
 
 	// Bare batches: the SynProber's sockets, ports and ring, driven by
 	// hand on this thread.
-	bare := testSynProber(t, false)
+	bare := testSynProber(t, false, ReceiveRing)
 	if bare.r4 == nil {
 		t.Fatalf("no packet ring: %s", bare.Receive())
 	}
@@ -179,7 +179,7 @@ func TestKernelFloor(t *testing.T) {
 	// The same bare batches with the answers taken by the eBPF program on
 	// loopback's ingress instead (no packet ring; its RSTs, not the
 	// kernel's).
-	if a, err := openTCAnswers(bare.Ports()); err != nil {
+	if a, err := openTCAnswers(bare.ports[0], bare.ports[len(bare.ports)-1], false); err != nil {
 		t.Logf("eBPF answers: %v", err)
 	} else {
 		defer a.close()

@@ -237,6 +237,8 @@ func OpenSynProber(opt SynOptions) (*SynProber, error) {
 func (p *SynProber) Receive() string {
 	var s string
 	switch {
+	case p.tc != nil && p.tc.kernelRST:
+		return "eBPF program (RSTs by the kernel: connection tracking is on)"
 	case p.tc != nil:
 		return "eBPF program"
 	case p.r4 != nil:
@@ -260,7 +262,8 @@ func (p *SynProber) openTC(nports int) error {
 	if err := p.openSend(unix.IPPROTO_RAW, nports); err != nil {
 		return err
 	}
-	a, err := openTCAnswers(p.Ports())
+	first, last := p.Ports()
+	a, err := openTCAnswers(first, last, conntrackOn())
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -35,12 +37,13 @@ import (
 // The RST is what the kernel would send — RFC 793's reset of a segment
 // with an ACK: sequence number the segment's ack, no ACK, no options.
 type tcAnswers struct {
-	lo, hi uint16 // the reserved source ports
-	rb     *ebpf.Map
-	f      *os.File // the ring buffer's fd in the Go runtime's poller
-	cons   []byte   // consumer position page
-	data   []byte   // producer position page, then the data twice
-	mask   uint64
+	lo, hi    uint16 // the reserved source ports
+	kernelRST bool   // SYN-ACKs passed on to the kernel, which resets them
+	rb        *ebpf.Map
+	f         *os.File // the ring buffer's fd in the Go runtime's poller
+	cons      []byte   // consumer position page
+	data      []byte   // producer position page, then the data twice
+	mask      uint64
 
 	ns netns.NsHandle // the network namespace it was opened in
 
@@ -69,6 +72,7 @@ const rstLen = 20
 // tcx return codes (include/uapi/linux/bpf.h).
 const (
 	tcxNext     = -1
+	tcActOK     = 0
 	tcActShot   = 2
 	ethLen      = 14
 	skbLen      = 0
@@ -87,7 +91,10 @@ const (
 // header (l2 = ethLen: Ethernet, loopback) or with the IP header (l2 =
 // 0: tun, WireGuard). Registers: R6 the skb, R7 its data, R8 its end,
 // R9 the TCP flags.
-func answerProgram(lo, hi uint16, rb *ebpf.Map, l2 int16) asm.Instructions {
+//
+// With kernelRST the program only records a SYN-ACK and passes it on:
+// the kernel's TCP resets it, through netfilter (see conntrackOn).
+func answerProgram(lo, hi uint16, rb *ebpf.Map, l2 int16, kernelRST bool) asm.Instructions {
 	var (
 		v4Len = int32(l2) + ip4Len + rstLen // an answer's, and the RST's, least
 		v6Len = int32(l2) + ip6Len + rstLen
@@ -182,6 +189,9 @@ func answerProgram(lo, hi uint16, rb *ebpf.Map, l2 int16) asm.Instructions {
 			asm.Mov.Imm(asm.R0, tcActShot),
 			asm.Return(),
 		)
+		if kernelRST {
+			add(asm.Mov.Imm(asm.R0, tcActOK).WithSymbol(syn(v6)), asm.Return())
+		}
 	}
 	// trim cuts the packet to n bytes (when longer: the SYN-ACK's TCP
 	// options) and loads and checks R7, R8 again.
@@ -258,6 +268,17 @@ func answerProgram(lo, hi uint16, rb *ebpf.Map, l2 int16) asm.Instructions {
 		asm.JNE.Imm(asm.R2, unix.IPPROTO_TCP, "next"),
 	)
 	answer(tcp4, ip4+12, false)
+	if kernelRST {
+		add(asm.Mov.Imm(asm.R0, 0).WithSymbol("v6"))
+		data(v6Len)
+		add(
+			asm.LoadMem(asm.R2, asm.R7, l2+6, asm.Byte),
+			asm.JNE.Imm(asm.R2, unix.IPPROTO_TCP, "next"),
+		)
+		answer(l2+ip6Len, l2+8, true)
+		add(asm.Mov.Imm(asm.R0, tcxNext).WithSymbol("next"), asm.Return())
+		return p
+	}
 	trim(v4Len, syn(false))
 	add(
 		// Version, header length, TOS, total length; ID, DF; TTL 64,
@@ -332,8 +353,8 @@ var errNoTC = errors.New("eBPF answer program")
 
 // openTCAnswers loads the program for source ports [lo, hi] and maps its
 // ring buffer; attachAll and watch put it on interfaces.
-func openTCAnswers(lo, hi uint16) (*tcAnswers, error) {
-	a := &tcAnswers{lo: lo, hi: hi, ns: -1, progs: map[int16]*ebpf.Program{}, links: map[int]link.Link{}, warned: map[int]bool{}}
+func openTCAnswers(lo, hi uint16, kernelRST bool) (*tcAnswers, error) {
+	a := &tcAnswers{lo: lo, hi: hi, kernelRST: kernelRST, ns: -1, progs: map[int16]*ebpf.Program{}, links: map[int]link.Link{}, warned: map[int]bool{}}
 	var err error
 	if a.ns, err = netns.Get(); err != nil {
 		return nil, fmt.Errorf("%w: network namespace: %w", errNoTC, err)
@@ -362,7 +383,7 @@ func (a *tcAnswers) program(l2 int16) (*ebpf.Program, error) {
 	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{
 		Name:         "keepvs_answers",
 		Type:         ebpf.SchedCLS,
-		Instructions: answerProgram(a.lo, a.hi, a.rb, l2),
+		Instructions: answerProgram(a.lo, a.hi, a.rb, l2, a.kernelRST),
 		License:      "Apache-2.0",
 	})
 	if err != nil {
@@ -393,6 +414,27 @@ func (a *tcAnswers) mmap() error {
 	}
 	a.f = os.NewFile(uintptr(fd), "bpf-answers")
 	return nil
+}
+
+// conntrackCount is the file whose number says whether netfilter's
+// connection tracking follows this network namespace's traffic.
+var conntrackCount = "/proc/sys/net/netfilter/nf_conntrack_count"
+
+// conntrackOn reports whether connection tracking holds entries in the
+// calling thread's network namespace (its hooks are registered only
+// where a ruleset uses it). There the program lets the kernel reset each
+// SYN-ACK: the SYN went through netfilter (a raw socket's send) and has
+// an entry, which the SYN-ACK and the kernel's RST close (10 s to live);
+// the program's own RST, sent below netfilter, would leave it half-open
+// for nf_conntrack_tcp_timeout_syn_sent (120 s): at 10,000 probes a
+// second, a table of 1.2 million entries.
+func conntrackOn() bool {
+	b, err := os.ReadFile(conntrackCount)
+	if err != nil {
+		return false
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	return err == nil && n > 0
 }
 
 // framing is how many bytes come before the IP header in the packets

@@ -6,7 +6,9 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,12 +22,12 @@ import (
 )
 
 // testTCAnswers loads the program for source ports [lo, hi], or skips.
-func testTCAnswers(t *testing.T, lo, hi uint16) *tcAnswers {
+func testTCAnswers(t *testing.T, lo, hi uint16, kernelRST bool) *tcAnswers {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("the eBPF answer program needs root (CAP_BPF, CAP_NET_ADMIN)")
 	}
-	a, err := openTCAnswers(lo, hi)
+	a, err := openTCAnswers(lo, hi, kernelRST)
 	if err != nil {
 		t.Skipf("no eBPF here (CAP_BPF and a kernel with tcx, 6.6+, needed): %v", err)
 	}
@@ -70,7 +72,7 @@ func synAck(src, dst netip.Addr, port uint16, ack uint32, flags byte) []byte {
 // (Ethernet addresses too) and redirected; a RST is recorded and dropped;
 // anything else passes to the next program untouched and unrecorded.
 func TestTCAnswerProgram(t *testing.T) {
-	a := testTCAnswers(t, 40000, 40100)
+	a := testTCAnswers(t, 40000, 40100, false)
 	prog := a.progs[ethLen]
 	run := func(frame []byte) (int32, []byte) {
 		out := make([]byte, 256)
@@ -117,6 +119,20 @@ func TestTCAnswerProgram(t *testing.T) {
 				t.Errorf("records %+v, want the SYN-ACK's", rs)
 			}
 
+			// Where connection tracking is on, the SYN-ACK goes on to the
+			// kernel, untouched, recorded all the same.
+			k := testTCAnswers(t, 40000, 40100, true)
+			in := synAck(remote, local, 40050, 0xdeadbeef, tcpSYN|tcpACK)
+			kopts := &ebpf.RunOptions{Data: in, DataOut: make([]byte, 256)}
+			if ret, err := k.progs[ethLen].Run(kopts); err != nil || int32(ret) != tcActOK || string(kopts.DataOut) != string(in) {
+				t.Errorf("kernel's RST: returned %d, %v, frame changed %v; want it passed (0) untouched", int32(ret), err, string(kopts.DataOut) != string(in))
+			}
+			var krecs []reply
+			k.read(func(rec []byte) { r, _ := parseRecord(rec); krecs = append(krecs, r) })
+			if len(krecs) != 1 || krecs[0].ack != 0xdeadbeef || krecs[0].flags != tcpSYN|tcpACK {
+				t.Errorf("kernel's RST: records %+v, want the SYN-ACK's", krecs)
+			}
+
 			if ret, _ := run(synAck(remote, local, 40100, 5, tcpRST|tcpACK)); ret != tcActShot {
 				t.Errorf("RST: returned %d, want a drop (%d)", ret, tcActShot)
 			}
@@ -141,6 +157,24 @@ func TestTCAnswerProgram(t *testing.T) {
 				t.Errorf("records %+v of packets not ours", rs)
 			}
 		})
+	}
+}
+
+// TestConntrackOn: the kernel resets SYN-ACKs where connection tracking
+// holds entries, the program where it holds none or is not there.
+func TestConntrackOn(t *testing.T) {
+	defer func(f string) { conntrackCount = f }(conntrackCount)
+	for _, tt := range []struct {
+		content string
+		want    bool
+	}{{"0\n", false}, {"17\n", true}, {"", false}, {"-", false}} {
+		conntrackCount = t.TempDir() + "/count"
+		if tt.content != "-" {
+			os.WriteFile(conntrackCount, []byte(tt.content), 0o644)
+		}
+		if got := conntrackOn(); got != tt.want {
+			t.Errorf("count file %q: conntrackOn() = %v, want %v", tt.content, got, tt.want)
+		}
 	}
 }
 
@@ -356,5 +390,66 @@ func TestSynEBPFTun(t *testing.T) {
 	}
 	if s := p.Receive(); !strings.HasPrefix(s, "eBPF") {
 		t.Errorf("Receive() = %q", s)
+	}
+}
+
+// TestSynEBPFConntrack: where connection tracking is on (an nftables
+// rule that uses it, in a namespace of the test's own), the program only
+// records the SYN-ACKs and the kernel resets them, through netfilter —
+// so each probe's entry ends closed, none left half-open (SYN_SENT) for
+// two minutes as the program's own RSTs, below netfilter, would leave it.
+func TestSynEBPFConntrack(t *testing.T) {
+	inNetns(t)
+	if _, err := exec.LookPath("nft"); err != nil {
+		t.Skip("needs nft (nftables) to turn connection tracking on")
+	}
+	nft := exec.Command("nft", "-f", "-")
+	nft.Stdin = strings.NewReader("table inet kvsct {\n chain out {\n  type filter hook output priority 0;\n  ct state new counter\n }\n}\n")
+	if out, err := nft.CombinedOutput(); err != nil {
+		t.Skipf("nft: %v: %s", err, out)
+	}
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	// A connection, so the table holds an entry when the prober looks.
+	if c, err := net.Dial("tcp4", ln.Addr().String()); err == nil {
+		c.Close()
+	}
+	p := testSynProber(t, true, ReceiveEBPF)
+	if !strings.Contains(p.Receive(), "RSTs by the kernel") {
+		t.Fatalf("Receive() = %q, want the kernel's RSTs", p.Receive())
+	}
+	const n = 20
+	tg := check.Target{Addr: netip.MustParseAddrPort(ln.Addr().String())}
+	out := tcpStat(t, "Tcp:", "OutRsts")
+	for range n {
+		if r := synProbe(t, p, tg, 3*time.Second); !r.OK {
+			t.Fatalf("probe = %+v, want up", r)
+		}
+	}
+	if got := tcpStat(t, "Tcp:", "OutRsts") - out; got != n {
+		t.Errorf("the kernel sent %d RSTs, want %d", got, n)
+	}
+	b, err := os.ReadFile("/proc/thread-self/net/nf_conntrack")
+	if err != nil {
+		t.Skipf("no conntrack table to read: %v", err)
+	}
+	port := "dport=" + strconv.Itoa(int(tg.Addr.Port()))
+	closed := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.Contains(line, port) {
+			continue
+		}
+		if strings.Contains(line, "SYN_SENT") {
+			t.Errorf("a probe's entry left half-open: %s", line)
+		}
+		if strings.Contains(line, " CLOSE ") {
+			closed++
+		}
+	}
+	if closed < n {
+		t.Errorf("%d closed entries for %d probes:\n%s", closed, n, b)
 	}
 }
