@@ -237,7 +237,7 @@ func OpenSynProber(opt SynOptions) (*SynProber, error) {
 func (p *SynProber) Receive() string {
 	var s string
 	switch {
-	case p.tc != nil && p.tc.kernelRST:
+	case p.tc != nil && p.tc.kernelRST.Load():
 		return "eBPF program (RSTs by the kernel: connection tracking is on)"
 	case p.tc != nil:
 		return "eBPF program"

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/cilium/ebpf"
@@ -37,8 +38,8 @@ import (
 // The RST is what the kernel would send — RFC 793's reset of a segment
 // with an ACK: sequence number the segment's ack, no ACK, no options.
 type tcAnswers struct {
-	lo, hi    uint16 // the reserved source ports
-	kernelRST bool   // SYN-ACKs passed on to the kernel, which resets them
+	lo, hi    uint16      // the reserved source ports
+	kernelRST atomic.Bool // SYN-ACKs passed on to the kernel, which resets them
 	rb        *ebpf.Map
 	f         *os.File // the ring buffer's fd in the Go runtime's poller
 	cons      []byte   // consumer position page
@@ -49,8 +50,14 @@ type tcAnswers struct {
 
 	mu     sync.Mutex
 	progs  map[int16]*ebpf.Program // by bytes before the IP header
-	links  map[int]link.Link       // by interface index
+	links  map[int]tcLink          // by interface index
 	warned map[int]bool            // interfaces it cannot go on, told
+}
+
+// tcLink is the program on one interface.
+type tcLink struct {
+	link.Link
+	l2 int16 // its program's framing
 }
 
 // answerRecord is what the program writes for each answer (answerLen
@@ -354,7 +361,8 @@ var errNoTC = errors.New("eBPF answer program")
 // openTCAnswers loads the program for source ports [lo, hi] and maps its
 // ring buffer; attachAll and watch put it on interfaces.
 func openTCAnswers(lo, hi uint16, kernelRST bool) (*tcAnswers, error) {
-	a := &tcAnswers{lo: lo, hi: hi, kernelRST: kernelRST, ns: -1, progs: map[int16]*ebpf.Program{}, links: map[int]link.Link{}, warned: map[int]bool{}}
+	a := &tcAnswers{lo: lo, hi: hi, ns: -1, progs: map[int16]*ebpf.Program{}, links: map[int]tcLink{}, warned: map[int]bool{}}
+	a.kernelRST.Store(kernelRST)
 	var err error
 	if a.ns, err = netns.Get(); err != nil {
 		return nil, fmt.Errorf("%w: network namespace: %w", errNoTC, err)
@@ -383,7 +391,7 @@ func (a *tcAnswers) program(l2 int16) (*ebpf.Program, error) {
 	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{
 		Name:         "keepvs_answers",
 		Type:         ebpf.SchedCLS,
-		Instructions: answerProgram(a.lo, a.hi, a.rb, l2, a.kernelRST),
+		Instructions: answerProgram(a.lo, a.hi, a.rb, l2, a.kernelRST.Load()),
 		License:      "Apache-2.0",
 	})
 	if err != nil {
@@ -475,7 +483,7 @@ func (a *tcAnswers) attach(l netlink.Link) error {
 	if err != nil {
 		return fmt.Errorf("%w: attach to %s: %w", errNoTC, at.Name, err)
 	}
-	a.links[at.Index] = ln
+	a.links[at.Index] = tcLink{ln, l2}
 	return nil
 }
 
@@ -539,10 +547,17 @@ func (a *tcAnswers) watch(ctx context.Context, warn func(err error)) {
 		warn(fmt.Errorf("%w: watch interfaces: %w", errNoTC, err))
 		return
 	}
+	// Connection tracking turned on (or off) later changes who resets.
+	tick := time.NewTicker(conntrackRecheck)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-tick.C:
+			if err := a.setKernelRST(conntrackOn()); err != nil {
+				warn(err)
+			}
 		case u, ok := <-ch:
 			if !ok {
 				return
@@ -562,6 +577,48 @@ func (a *tcAnswers) watch(ctx context.Context, warn func(err error)) {
 			}
 		}
 	}
+}
+
+// conntrackRecheck is how often watch looks whether connection
+// tracking is on.
+const conntrackRecheck = 10 * time.Second
+
+// setKernelRST swaps the program on every interface for the variant
+// that leaves the RSTs to the kernel (on) or sends them itself; the
+// interfaces keep a program all along (tcx replaces it in place).
+func (a *tcAnswers) setKernelRST(on bool) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.kernelRST.Load() == on {
+		return nil
+	}
+	old := a.progs
+	a.progs = map[int16]*ebpf.Program{}
+	a.kernelRST.Store(on)
+	var done []tcLink
+	for _, l := range a.links {
+		prog, err := a.program(l.l2)
+		if err == nil {
+			err = l.Update(prog)
+		}
+		if err != nil {
+			// Back to the programs they ran.
+			for _, l := range done {
+				l.Update(old[l.l2])
+			}
+			for _, p := range a.progs {
+				p.Close()
+			}
+			a.progs = old
+			a.kernelRST.Store(!on)
+			return fmt.Errorf("%w: swap the program: %w", errNoTC, err)
+		}
+		done = append(done, l)
+	}
+	for _, p := range old {
+		p.Close()
+	}
+	return nil
 }
 
 // read calls f with each record written since the last read and hands

@@ -396,42 +396,57 @@ func TestSynEBPFTun(t *testing.T) {
 // TestSynEBPFConntrack: where connection tracking is on (an nftables
 // rule that uses it, in a namespace of the test's own), the program only
 // records the SYN-ACKs and the kernel resets them, through netfilter —
-// so each probe's entry ends closed, none left half-open (SYN_SENT) for
-// two minutes as the program's own RSTs, below netfilter, would leave it.
+// so each probe's entry ends closed, none left half-open as the
+// program's own RSTs, below netfilter, would leave them. Tracking turned
+// on while the prober runs swaps the program on every interface.
 func TestSynEBPFConntrack(t *testing.T) {
 	inNetns(t)
 	if _, err := exec.LookPath("nft"); err != nil {
 		t.Skip("needs nft (nftables) to turn connection tracking on")
-	}
-	nft := exec.Command("nft", "-f", "-")
-	nft.Stdin = strings.NewReader("table inet kvsct {\n chain out {\n  type filter hook output priority 0;\n  ct state new counter\n }\n}\n")
-	if out, err := nft.CombinedOutput(); err != nil {
-		t.Skipf("nft: %v: %s", err, out)
 	}
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
+	tg := check.Target{Addr: netip.MustParseAddrPort(ln.Addr().String())}
+	const n = 20
+	// probes runs n probes and checks how many RSTs the kernel sent.
+	probes := func(p *SynProber, kernelRsts int) {
+		t.Helper()
+		out := tcpStat(t, "Tcp:", "OutRsts")
+		for range n {
+			if r := synProbe(t, p, tg, 3*time.Second); !r.OK {
+				t.Fatalf("probe = %+v, want up", r)
+			}
+		}
+		if got := tcpStat(t, "Tcp:", "OutRsts") - out; got != kernelRsts {
+			t.Errorf("%s: the kernel sent %d RSTs, want %d", p.Receive(), got, kernelRsts)
+		}
+	}
+
+	p := testSynProber(t, true, ReceiveEBPF)
+	if p.Receive() != "eBPF program" {
+		t.Fatalf("no tracking yet: Receive() = %q, want the program's RSTs", p.Receive())
+	}
+	probes(p, 0)
+
+	nft := exec.Command("nft", "-f", "-")
+	nft.Stdin = strings.NewReader("table inet kvsct {\n chain out {\n  type filter hook output priority 0;\n  ct state new counter\n }\n}\n")
+	if out, err := nft.CombinedOutput(); err != nil {
+		t.Skipf("nft: %v: %s", err, out)
+	}
 	// A connection, so the table holds an entry when the prober looks.
 	if c, err := net.Dial("tcp4", ln.Addr().String()); err == nil {
 		c.Close()
 	}
-	p := testSynProber(t, true, ReceiveEBPF)
+	if err := p.tc.setKernelRST(conntrackOn()); err != nil { // what watch does every 10 s
+		t.Fatal(err)
+	}
 	if !strings.Contains(p.Receive(), "RSTs by the kernel") {
-		t.Fatalf("Receive() = %q, want the kernel's RSTs", p.Receive())
+		t.Fatalf("tracking on: Receive() = %q, want the kernel's RSTs", p.Receive())
 	}
-	const n = 20
-	tg := check.Target{Addr: netip.MustParseAddrPort(ln.Addr().String())}
-	out := tcpStat(t, "Tcp:", "OutRsts")
-	for range n {
-		if r := synProbe(t, p, tg, 3*time.Second); !r.OK {
-			t.Fatalf("probe = %+v, want up", r)
-		}
-	}
-	if got := tcpStat(t, "Tcp:", "OutRsts") - out; got != n {
-		t.Errorf("the kernel sent %d RSTs, want %d", got, n)
-	}
+	probes(p, n)
 	b, err := os.ReadFile("/proc/thread-self/net/nf_conntrack")
 	if err != nil {
 		t.Skipf("no conntrack table to read: %v", err)
@@ -442,7 +457,7 @@ func TestSynEBPFConntrack(t *testing.T) {
 		if !strings.Contains(line, port) {
 			continue
 		}
-		if strings.Contains(line, "SYN_SENT") {
+		if strings.Contains(line, "SYN_SENT") || strings.Contains(line, "SYN_RECV") {
 			t.Errorf("a probe's entry left half-open: %s", line)
 		}
 		if strings.Contains(line, " CLOSE ") {
