@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"runtime"
@@ -473,6 +474,12 @@ func (a *tcAnswers) attach(l netlink.Link) error {
 	}
 	l2, ok := framing(at.EncapType)
 	if !ok {
+		if at.Flags&net.FlagUp == 0 {
+			// Nothing comes in by it (the fallback tunnels a module
+			// creates in every namespace, tunl0, sit0...): asked again
+			// when it comes up.
+			return nil
+		}
 		return fmt.Errorf("interface %s (%s): %w", at.Name, at.EncapType, errFraming)
 	}
 	prog, err := a.program(l2)
@@ -500,7 +507,7 @@ func (a *tcAnswers) detach(index int) {
 }
 
 // attachAll puts the program on every interface there is; an interface
-// it cannot read is an error (errFraming), after the others.
+// it cannot read that is up is an error (errFraming), after the others.
 func (a *tcAnswers) attachAll() error {
 	links, err := netlink.LinkList()
 	if err != nil {

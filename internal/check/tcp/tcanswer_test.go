@@ -261,7 +261,8 @@ func TestSynEBPFResets(t *testing.T) {
 
 // TestSynEBPFInterfaces: the program goes on interfaces that appear
 // after the prober opened (Ethernet: a veth pair; L3: a tun) and lets go
-// of those removed.
+// of those removed; one it cannot read is let be while down, an error
+// once up.
 func TestSynEBPFInterfaces(t *testing.T) {
 	inNetns(t)
 	p := testSynProber(t, true, ReceiveEBPF)
@@ -303,6 +304,18 @@ func TestSynEBPFInterfaces(t *testing.T) {
 		if !l3 {
 			t.Error("the tun got the Ethernet program")
 		}
+	}
+	// A link type the program does not read (IPIP: this kernel may have
+	// none to make, so a link as rtnetlink would describe one) is no
+	// matter while it is down, and an error once it is up: answers
+	// through it would go unseen (watch warns with it).
+	ipip := &netlink.GenericLink{LinkAttrs: netlink.LinkAttrs{Name: "kvipip0", Index: 999, EncapType: "ipip"}, LinkType: "ipip"}
+	if err := p.tc.attach(ipip); err != nil {
+		t.Errorf("an IPIP tunnel that is down: %v, want nothing to do", err)
+	}
+	ipip.Flags |= net.FlagUp
+	if err := p.tc.attach(ipip); !errors.Is(err, errFraming) || !strings.Contains(err.Error(), "kvipip0 (ipip)") {
+		t.Errorf("an IPIP tunnel that is up: %v, want %v naming it", err, errFraming)
 	}
 	if err := netlink.LinkDel(veth); err != nil {
 		t.Fatal(err)
