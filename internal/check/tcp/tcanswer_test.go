@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -256,6 +257,39 @@ func TestSynEBPFResets(t *testing.T) {
 		if got := tcpStat(t, "Tcp:", "OutRsts") - out; got != probes*mode.kernelRsts {
 			t.Errorf("%s: the kernel sent %d RSTs, want %d", p.Receive(), got, probes*mode.kernelRsts)
 		}
+	}
+}
+
+// TestSynEBPFClose: closing the prober takes the program off every
+// interface (a daemon's stop leaves nothing behind; a crash neither: the
+// links die with the process's descriptors).
+func TestSynEBPFClose(t *testing.T) {
+	inNetns(t)
+	lo, err := netlink.LinkByName("lo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	programs := func() int {
+		t.Helper()
+		q, err := link.QueryPrograms(link.QueryOptions{Target: lo.Attrs().Index, Attach: ebpf.AttachTCXIngress})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(q.Programs)
+	}
+	p, err := OpenSynProber(SynOptions{Ports: 16, Receive: ReceiveEBPF})
+	if errors.Is(err, errNoTC) || errors.Is(err, ErrRawSocket) {
+		t.Skipf("no eBPF receive here: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := programs(); n != 1 {
+		t.Errorf("%d programs on lo's ingress with the prober open, want 1", n)
+	}
+	p.Close()
+	if n := programs(); n != 0 {
+		t.Errorf("%d programs on lo's ingress after Close, want none", n)
 	}
 }
 
