@@ -149,13 +149,17 @@ func answerProgram(lo, hi uint16, rb *ebpf.Map, l2 int16, kernelRST bool) asm.In
 	// answer checks the TCP header at tcp (to a reserved port, ACK and
 	// SYN or RST), writes the record with the sender's address (n bytes
 	// at addr), and drops a RST; a SYN-ACK goes on to the rewrite.
-	answer := func(tcp, addr int16, v6 bool) {
+	//
+	// The TCP header is at base+tcp (base R7, or R4 past IPv4 options);
+	// a SYN-ACK goes on at synLabel, which pass makes hand it to the
+	// kernel.
+	answer := func(base asm.Register, tcp, addr int16, v6 bool, synLabel string, pass bool) {
 		add(
-			asm.LoadMem(asm.R2, asm.R7, tcp+2, asm.Half),
+			asm.LoadMem(asm.R2, base, tcp+2, asm.Half),
 			asm.HostTo(asm.BE, asm.R2, asm.Half),
 			asm.JLT.Imm(asm.R2, int32(lo), "next"),
 			asm.JGT.Imm(asm.R2, int32(hi), "next"),
-			asm.LoadMem(asm.R9, asm.R7, tcp+13, asm.Byte),
+			asm.LoadMem(asm.R9, base, tcp+13, asm.Byte),
 			asm.Mov.Reg(asm.R2, asm.R9),
 			asm.And.Imm(asm.R2, tcpACK),
 			asm.JEq.Imm(asm.R2, 0, "next"),
@@ -165,9 +169,9 @@ func answerProgram(lo, hi uint16, rb *ebpf.Map, l2 int16, kernelRST bool) asm.In
 			zero8(rec+8),
 			zero8(rec+16),
 			zero8(rec+24),
-			asm.LoadMem(asm.R2, asm.R7, tcp+8, asm.Word),
+			asm.LoadMem(asm.R2, base, tcp+8, asm.Word),
 			asm.StoreMem(asm.R10, rec+recAck, asm.R2, asm.Word),
-			asm.LoadMem(asm.R2, asm.R7, tcp, asm.Word),
+			asm.LoadMem(asm.R2, base, tcp, asm.Word),
 			asm.StoreMem(asm.R10, rec+recPorts, asm.R2, asm.Word),
 			asm.StoreMem(asm.R10, rec+recFlags, asm.R9, asm.Byte),
 		)
@@ -193,12 +197,12 @@ func answerProgram(lo, hi uint16, rb *ebpf.Map, l2 int16, kernelRST bool) asm.In
 			asm.Mov.Imm(asm.R4, 0),
 			asm.FnRingbufOutput.Call(),
 			asm.And.Imm(asm.R9, tcpRST),
-			asm.JEq.Imm(asm.R9, 0, syn(v6)),
+			asm.JEq.Imm(asm.R9, 0, synLabel),
 			asm.Mov.Imm(asm.R0, tcActShot),
 			asm.Return(),
 		)
-		if kernelRST {
-			add(asm.Mov.Imm(asm.R0, tcActOK).WithSymbol(syn(v6)), asm.Return())
+		if pass {
+			add(asm.Mov.Imm(asm.R0, tcActOK).WithSymbol(synLabel), asm.Return())
 		}
 	}
 	// trim cuts the packet to n bytes (when longer: the SYN-ACK's TCP
@@ -263,19 +267,34 @@ func answerProgram(lo, hi uint16, rb *ebpf.Map, l2 int16, kernelRST bool) asm.In
 		asm.JEq.Imm(asm.R2, ethIPv6Wire, "v6"),
 		asm.JNE.Imm(asm.R2, ethIPv4Wire, "next"),
 	)
-	// IPv4: no options, not a later fragment, TCP.
+	// IPv4: not a later fragment, TCP.
 	ip4, tcp4 := l2, l2+ip4Len
 	data(v4Len)
 	add(
+		asm.LoadMem(asm.R3, asm.R7, ip4+6, asm.Half),
+		asm.And.Imm(asm.R3, 0xff1f), // fragment offset, as loaded
+		asm.JNE.Imm(asm.R3, 0, "next"),
+		asm.LoadMem(asm.R3, asm.R7, ip4+9, asm.Byte),
+		asm.JNE.Imm(asm.R3, unix.IPPROTO_TCP, "next"),
 		asm.LoadMem(asm.R2, asm.R7, ip4, asm.Byte),
-		asm.JNE.Imm(asm.R2, 0x45, "next"),
-		asm.LoadMem(asm.R2, asm.R7, ip4+6, asm.Half),
-		asm.And.Imm(asm.R2, 0xff1f), // fragment offset, as loaded
-		asm.JNE.Imm(asm.R2, 0, "next"),
-		asm.LoadMem(asm.R2, asm.R7, ip4+9, asm.Byte),
-		asm.JNE.Imm(asm.R2, unix.IPPROTO_TCP, "next"),
+		asm.JEq.Imm(asm.R2, 0x45, "v4"),
+		asm.Mov.Reg(asm.R3, asm.R2),
+		asm.And.Imm(asm.R3, 0xf0),
+		asm.JNE.Imm(asm.R3, 0x40, "next"),
+		// With options (rare: nothing adds them to a SYN-ACK unless the
+		// SYN had some): recorded, and the kernel answers it.
+		asm.And.Imm(asm.R2, 0x0f),
+		asm.JLT.Imm(asm.R2, 5, "next"),
+		asm.LSh.Imm(asm.R2, 2),
+		asm.Mov.Reg(asm.R4, asm.R7),
+		asm.Add.Reg(asm.R4, asm.R2),
+		asm.Mov.Reg(asm.R5, asm.R4),
+		asm.Add.Imm(asm.R5, int32(l2)+rstLen),
+		asm.JGT.Reg(asm.R5, asm.R8, "next"),
 	)
-	answer(tcp4, ip4+12, false)
+	answer(asm.R4, l2, ip4+12, false, "syn4opt", true)
+	add(asm.Mov.Imm(asm.R0, 0).WithSymbol("v4"))
+	answer(asm.R7, tcp4, ip4+12, false, syn(false), kernelRST)
 	if kernelRST {
 		add(asm.Mov.Imm(asm.R0, 0).WithSymbol("v6"))
 		data(v6Len)
@@ -283,7 +302,7 @@ func answerProgram(lo, hi uint16, rb *ebpf.Map, l2 int16, kernelRST bool) asm.In
 			asm.LoadMem(asm.R2, asm.R7, l2+6, asm.Byte),
 			asm.JNE.Imm(asm.R2, unix.IPPROTO_TCP, "next"),
 		)
-		answer(l2+ip6Len, l2+8, true)
+		answer(asm.R7, l2+ip6Len, l2+8, true, syn(true), true)
 		add(asm.Mov.Imm(asm.R0, tcxNext).WithSymbol("next"), asm.Return())
 		return p
 	}
@@ -316,7 +335,7 @@ func answerProgram(lo, hi uint16, rb *ebpf.Map, l2 int16, kernelRST bool) asm.In
 		asm.LoadMem(asm.R2, asm.R7, ip6+6, asm.Byte),
 		asm.JNE.Imm(asm.R2, unix.IPPROTO_TCP, "next"),
 	)
-	answer(tcp6, ip6+8, true)
+	answer(asm.R7, tcp6, ip6+8, true, syn(true), false)
 	trim(v6Len, syn(true))
 	add(
 		asm.StoreImm(asm.R7, ip6, 0x60, asm.Word),

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -139,6 +140,24 @@ func TestTCAnswerProgram(t *testing.T) {
 			}
 			if rs := records(); len(rs) != 1 || rs[0].flags != tcpRST|tcpACK || rs[0].localPort != 40100 || rs[0].ack != 5 {
 				t.Errorf("records %+v, want the RST's", rs)
+			}
+
+			if remote.Is4() {
+				// IP options (4 bytes: NOP NOP NOP EOL): recorded, and
+				// left to the kernel, untouched.
+				f := synAck(remote, local, 40077, 42, tcpSYN|tcpACK)
+				opt := slices.Concat(f[:ethLen+ip4Len], []byte{1, 1, 1, 0}, f[ethLen+ip4Len:])
+				ip := opt[ethLen:]
+				ip[0] = 0x46
+				binary.BigEndian.PutUint16(ip[2:], binary.BigEndian.Uint16(ip[2:])+4)
+				binary.BigEndian.PutUint16(ip[10:], 0)
+				binary.BigEndian.PutUint16(ip[10:], checksum(ip[:24], 0))
+				if ret, out := run(opt); ret != tcActOK || string(out) != string(opt) {
+					t.Errorf("SYN-ACK with IP options: returned %d (want %d, the kernel's), frame changed: %v", ret, tcActOK, string(out) != string(opt))
+				}
+				if rs := records(); len(rs) != 1 || rs[0] != (reply{netip.AddrPortFrom(remote, 80), 40077, 42, tcpSYN | tcpACK}) {
+					t.Errorf("SYN-ACK with IP options: records %+v, want its", rs)
+				}
 			}
 
 			for _, other := range []struct {
