@@ -6,11 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/keepvs/keepvs/internal/check/tcp"
 	"io"
 	"io/fs"
 	"os"
 
+	"github.com/keepvs/keepvs/internal/check/tcp"
 	"github.com/keepvs/keepvs/internal/conf"
 	"github.com/keepvs/keepvs/internal/model"
 )

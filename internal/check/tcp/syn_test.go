@@ -26,21 +26,14 @@ import (
 // the way mode says (default ReceiveAuto).
 func testSynProber(t *testing.T, run bool, mode ...ReceiveMode) *SynProber {
 	t.Helper()
-	opt := SynOptions{Ports: 64}
-	if len(mode) > 0 {
-		opt.Receive = mode[0]
-	}
-	return testSynProberWith(t, run, opt)
-}
-
-// testSynProberWith is testSynProber with the options given.
-func testSynProberWith(t *testing.T, run bool, opt SynOptions) *SynProber {
-	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("half-open TCP_CHECK needs root (CAP_NET_RAW) for its raw sockets")
 	}
-	m := opt.Receive
-	p, err := OpenSynProber(opt)
+	m := ReceiveAuto
+	if len(mode) > 0 {
+		m = mode[0]
+	}
+	p, err := OpenSynProber(SynOptions{Ports: 64, Receive: m})
 	if m == ReceiveEBPF && (errors.Is(err, errNoTC) || errors.Is(err, errFraming)) {
 		t.Skipf("no eBPF receive here (CAP_BPF, a kernel with tcx, 6.6+, and interfaces it reads needed): %v", err)
 	}

@@ -45,6 +45,9 @@ type tcAnswers struct {
 	f         *os.File // the ring buffer's fd in the Go runtime's poller
 	cons      []byte   // consumer position page
 	data      []byte   // producer position page, then the data twice
+	consPos   *uint64  // in cons
+	prodPos   *uint64  // in data
+	ring      []byte   // data past its first page
 	mask      uint64
 
 	ns netns.NsHandle // the network namespace it was opened in
@@ -71,7 +74,7 @@ const (
 	recV6      = 9
 	recAddr    = 16
 	answerLen  = 32
-	answerRing = 1 << 20 // 32,768 answers
+	answerRing = 1 << 20 // 26,214 answers (each 40 bytes with its header)
 )
 
 // rstLen is a RST's TCP header: no options.
@@ -79,9 +82,13 @@ const rstLen = 20
 
 // tcx return codes (include/uapi/linux/bpf.h).
 const (
-	tcxNext     = -1
-	tcActOK     = 0
-	tcActShot   = 2
+	tcxNext   = -1
+	tcActOK   = 0
+	tcActShot = 2
+)
+
+// Offsets in struct __sk_buff, and what the program compares.
+const (
 	ethLen      = 14
 	skbLen      = 0
 	skbPktType  = 4
@@ -146,13 +153,10 @@ func answerProgram(lo, hi uint16, rb *ebpf.Map, l2 int16, kernelRST bool) asm.In
 		}
 		add(asm.FnCsumDiff.Call())
 	}
-	// answer checks the TCP header at tcp (to a reserved port, ACK and
-	// SYN or RST), writes the record with the sender's address (n bytes
-	// at addr), and drops a RST; a SYN-ACK goes on to the rewrite.
-	//
-	// The TCP header is at base+tcp (base R7, or R4 past IPv4 options);
-	// a SYN-ACK goes on at synLabel, which pass makes hand it to the
-	// kernel.
+	// answer checks the TCP header at base+tcp (base R7, or R4 past
+	// IPv4 options: to a reserved port, ACK and SYN or RST), writes the
+	// record with the sender's address (at R7+addr), and drops a RST; a
+	// SYN-ACK goes on at synLabel — with pass, to the kernel.
 	answer := func(base asm.Register, tcp, addr int16, v6 bool, synLabel string, pass bool) {
 		add(
 			asm.LoadMem(asm.R2, base, tcp+2, asm.Half),
@@ -295,37 +299,28 @@ func answerProgram(lo, hi uint16, rb *ebpf.Map, l2 int16, kernelRST bool) asm.In
 	answer(asm.R4, l2, ip4+12, false, "syn4opt", true)
 	add(asm.Mov.Imm(asm.R0, 0).WithSymbol("v4"))
 	answer(asm.R7, tcp4, ip4+12, false, syn(false), kernelRST)
-	if kernelRST {
-		add(asm.Mov.Imm(asm.R0, 0).WithSymbol("v6"))
-		data(v6Len)
+	if !kernelRST { // the SYN-ACK rewritten into the RST and sent back
+		trim(v4Len, syn(false))
 		add(
-			asm.LoadMem(asm.R2, asm.R7, l2+6, asm.Byte),
-			asm.JNE.Imm(asm.R2, unix.IPPROTO_TCP, "next"),
+			// Version, header length, TOS, total length; ID, DF; TTL 64,
+			// TCP, no checksum yet.
+			asm.StoreImm(asm.R7, ip4, 0x45|(ip4Len+rstLen)<<24, asm.Word),
+			asm.StoreImm(asm.R7, ip4+4, 0x40<<16, asm.Word),
+			asm.StoreImm(asm.R7, ip4+8, 64|unix.IPPROTO_TCP<<8, asm.Word),
+			asm.LoadMem(asm.R2, asm.R7, ip4+12, asm.Word),
+			asm.LoadMem(asm.R3, asm.R7, ip4+16, asm.Word),
+			asm.StoreMem(asm.R7, ip4+12, asm.R3, asm.Word),
+			asm.StoreMem(asm.R7, ip4+16, asm.R2, asm.Word),
 		)
-		answer(asm.R7, l2+ip6Len, l2+8, true, syn(true), true)
-		add(asm.Mov.Imm(asm.R0, tcxNext).WithSymbol("next"), asm.Return())
-		return p
+		csum(ip4, ip4Len, 0, false)
+		fold(ip4 + 10)
+		rst(tcp4)
+		// Pseudo header: the addresses, then zero, protocol, length.
+		csum(ip4+12, 8, unix.IPPROTO_TCP<<8|rstLen<<24, false)
+		csum(tcp4, rstLen, 0, true)
+		fold(tcp4 + 16)
+		out()
 	}
-	trim(v4Len, syn(false))
-	add(
-		// Version, header length, TOS, total length; ID, DF; TTL 64,
-		// TCP, no checksum yet.
-		asm.StoreImm(asm.R7, ip4, 0x45|(ip4Len+rstLen)<<24, asm.Word),
-		asm.StoreImm(asm.R7, ip4+4, 0x40<<16, asm.Word),
-		asm.StoreImm(asm.R7, ip4+8, 64|unix.IPPROTO_TCP<<8, asm.Word),
-		asm.LoadMem(asm.R2, asm.R7, ip4+12, asm.Word),
-		asm.LoadMem(asm.R3, asm.R7, ip4+16, asm.Word),
-		asm.StoreMem(asm.R7, ip4+12, asm.R3, asm.Word),
-		asm.StoreMem(asm.R7, ip4+16, asm.R2, asm.Word),
-	)
-	csum(ip4, ip4Len, 0, false)
-	fold(ip4 + 10)
-	rst(tcp4)
-	// Pseudo header: the addresses, then zero, protocol, length.
-	csum(ip4+12, 8, unix.IPPROTO_TCP<<8|rstLen<<24, false)
-	csum(tcp4, rstLen, 0, true)
-	fold(tcp4 + 16)
-	out()
 
 	// IPv6: TCP right after the fixed header.
 	ip6, tcp6 := l2, l2+ip6Len
@@ -335,25 +330,27 @@ func answerProgram(lo, hi uint16, rb *ebpf.Map, l2 int16, kernelRST bool) asm.In
 		asm.LoadMem(asm.R2, asm.R7, ip6+6, asm.Byte),
 		asm.JNE.Imm(asm.R2, unix.IPPROTO_TCP, "next"),
 	)
-	answer(asm.R7, tcp6, ip6+8, true, syn(true), false)
-	trim(v6Len, syn(true))
-	add(
-		asm.StoreImm(asm.R7, ip6, 0x60, asm.Word),
-		asm.StoreImm(asm.R7, ip6+4, rstLen<<8|unix.IPPROTO_TCP<<16|64<<24, asm.Word),
-	)
-	for i := int16(0); i < 16; i += 8 {
+	answer(asm.R7, tcp6, ip6+8, true, syn(true), kernelRST)
+	if !kernelRST { // as IPv4's
+		trim(v6Len, syn(true))
 		add(
-			asm.LoadMem(asm.R2, asm.R7, ip6+8+i, asm.DWord),
-			asm.LoadMem(asm.R3, asm.R7, ip6+24+i, asm.DWord),
-			asm.StoreMem(asm.R7, ip6+8+i, asm.R3, asm.DWord),
-			asm.StoreMem(asm.R7, ip6+24+i, asm.R2, asm.DWord),
+			asm.StoreImm(asm.R7, ip6, 0x60, asm.Word),
+			asm.StoreImm(asm.R7, ip6+4, rstLen<<8|unix.IPPROTO_TCP<<16|64<<24, asm.Word),
 		)
+		for i := int16(0); i < 16; i += 8 {
+			add(
+				asm.LoadMem(asm.R2, asm.R7, ip6+8+i, asm.DWord),
+				asm.LoadMem(asm.R3, asm.R7, ip6+24+i, asm.DWord),
+				asm.StoreMem(asm.R7, ip6+8+i, asm.R3, asm.DWord),
+				asm.StoreMem(asm.R7, ip6+24+i, asm.R2, asm.DWord),
+			)
+		}
+		rst(tcp6)
+		csum(ip6+8, 32, rstLen<<24+unix.IPPROTO_TCP<<24, false)
+		csum(tcp6, rstLen, 0, true)
+		fold(tcp6 + 16)
+		out()
 	}
-	rst(tcp6)
-	csum(ip6+8, 32, rstLen<<24+unix.IPPROTO_TCP<<24, false)
-	csum(tcp6, rstLen, 0, true)
-	fold(tcp6 + 16)
-	out()
 
 	add(
 		asm.Mov.Imm(asm.R0, tcxNext).WithSymbol("next"),
@@ -430,7 +427,9 @@ func (a *tcAnswers) mmap() error {
 	if a.data, err = unix.Mmap(a.rb.FD(), int64(page), page+2*answerRing, unix.PROT_READ, unix.MAP_SHARED); err != nil {
 		return os.NewSyscallError("mmap ring buffer", err)
 	}
-	a.mask = answerRing - 1
+	a.consPos = (*uint64)(unsafe.Pointer(&a.cons[0]))
+	a.prodPos = (*uint64)(unsafe.Pointer(&a.data[0]))
+	a.ring, a.mask = a.data[page:], answerRing-1
 	fd, err := unix.Dup(a.rb.FD())
 	if err != nil {
 		return os.NewSyscallError("dup", err)
@@ -650,25 +649,23 @@ func (a *tcAnswers) setKernelRST(on bool) error {
 // read calls f with each record written since the last read and hands
 // their room back. It reports whether there were any.
 func (a *tcAnswers) read(f func(rec []byte)) bool {
-	page := os.Getpagesize()
-	cons := (*uint64)(unsafe.Pointer(&a.cons[0]))
-	prod := atomic.LoadUint64((*uint64)(unsafe.Pointer(&a.data[0])))
-	c := atomic.LoadUint64(cons)
+	prod := atomic.LoadUint64(a.prodPos)
+	c := atomic.LoadUint64(a.consPos)
 	got := false
 	for c < prod {
-		at := page + int(c&a.mask)
-		hdr := atomic.LoadUint32((*uint32)(unsafe.Pointer(&a.data[at])))
+		at := int(c & a.mask)
+		hdr := atomic.LoadUint32((*uint32)(unsafe.Pointer(&a.ring[at])))
 		if hdr&(1<<31) != 0 {
 			break // still being written
 		}
 		n := int(hdr &^ (3 << 30))
 		if hdr&(1<<30) == 0 && n >= answerLen {
-			f(a.data[at+8 : at+8+answerLen])
+			f(a.ring[at+8 : at+8+answerLen])
 		}
 		c += uint64(8 + (n+7)&^7)
 		got = true
 	}
-	atomic.StoreUint64(cons, c)
+	atomic.StoreUint64(a.consPos, c)
 	return got
 }
 
@@ -711,7 +708,7 @@ func (a *tcAnswers) close() {
 			unix.Munmap(m)
 		}
 	}
-	a.cons, a.data = nil, nil
+	a.cons, a.data, a.ring = nil, nil, nil
 	if a.rb != nil {
 		a.rb.Close()
 		a.rb = nil
