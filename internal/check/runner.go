@@ -1,10 +1,12 @@
 package check
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -84,10 +86,13 @@ type Config struct {
 	Grace time.Duration
 	// LateAfter is the lateness Stats counts; 0 means 100ms.
 	LateAfter time.Duration
-	// Slack lets the timer start, with the probes due, those due within
-	// Slack after them: at 10,000 checks a second spread over the
-	// delay_loop, one wake-up per Slack instead of one per probe. Zero
-	// starts each at its time exactly (the tests' fake clock).
+	// Slack is how far from its due time a probe may start, so that
+	// probes due close together share one wake-up: the timer fires Slack
+	// after the first probe due and starts every probe due up to Slack
+	// after that. At 10,000 checks a second spread over the delay_loop
+	// that is one wake-up per 2*Slack instead of one per probe, each probe
+	// within Slack of its time (never more than Slack late). Zero starts
+	// each at its time exactly (the tests' fake clock).
 	Slack time.Duration
 	// OnEvent receives events in order, one at a time, never with a
 	// Runner lock held.
@@ -99,8 +104,11 @@ type Config struct {
 
 // DefaultSlack is the Slack for real probes: 10 ms, 1% of the shortest
 // delay_loop keepalived configs use; at 10,000 probes a second it makes
-// a hundred batches of them a second (a Batcher's one system call each)
-// instead of five hundred at 2 ms, ~1% of a core less.
+// fifty batches of them a second (a Batcher's one system call each).
+// Each wake-up of an otherwise idle CPU costs far more than its work on
+// a virtual machine (cold caches and TLB after the halt): a hundred
+// batches, with probes only ever early, cost ~5% more CPU on loopback,
+// five hundred (2 ms) ~1% of a core more (docs/benchmarks.md).
 const DefaultSlack = 10 * time.Millisecond
 
 // DefaultGrace is the Grace for real probes.
@@ -120,6 +128,7 @@ type Runner struct {
 	servers  map[string]*rsState
 	queue    schedule
 	seq      uint64
+	added    uint64
 	tm       clock.Timer
 	hard     fifo.Lanes[expiry] // the Runner's own deadline of each probe in flight
 	armed    bool
@@ -137,8 +146,9 @@ type Runner struct {
 
 type rsState struct {
 	id        string
-	suspended bool // ha_suspend: its virtual server's address is not here
-	weight    int  // configured
+	order     uint64 // when it was added: its memory's place among the others'
+	suspended bool   // ha_suspend: its virtual server's address is not here
+	weight    int    // configured
 	checks    []*checkState
 	up        bool
 	base      *int // weight set by a dynamic checker; nil: configured
@@ -260,9 +270,11 @@ func (r *Runner) Add(rs RealServer) (Status, error) {
 		s.checks[i] = c
 	}
 	s.up, s.eff = s.state()
+	r.added++
+	s.order = r.added
 	r.servers[rs.ID] = s
 	if r.running {
-		r.startLocked(s)
+		r.startLocked(s, 0, 1)
 		r.armLocked()
 	}
 	return Status{Up: s.up, Weight: s.eff}, nil
@@ -347,8 +359,9 @@ func (r *Runner) Start(ctx context.Context) error {
 		return errors.New("check: runner already started")
 	}
 	r.ctx, r.running = ctx, true
-	for _, s := range r.servers {
-		r.startLocked(s)
+	servers := slices.SortedFunc(maps.Values(r.servers), func(a, b *rsState) int { return cmp.Compare(a.order, b.order) })
+	for i, s := range servers {
+		r.startLocked(s, i, len(servers))
 	}
 	r.armLocked()
 	return nil
@@ -373,15 +386,15 @@ func (r *Runner) Stop() {
 	r.probes.Wait()
 }
 
-func (r *Runner) startLocked(s *rsState) {
+func (r *Runner) startLocked(s *rsState, i, n int) {
 	if s.suspended {
 		return
 	}
 	now := r.clk.Now()
 	for _, c := range s.checks {
 		var d time.Duration
-		if c.spec.Warmup > 0 {
-			d = time.Duration(r.cfg.Rand(int64(c.spec.Warmup)))
+		if w := int64(c.spec.Warmup); w > 0 {
+			d = time.Duration(w*int64(i)/int64(n) + r.cfg.Rand(max(w/int64(n), 1)))
 		}
 		r.enqueueLocked(c, now.Add(d))
 	}
@@ -405,8 +418,10 @@ func (r *Runner) armLocked() {
 	if ok {
 		head = e.at
 	}
-	if due, queued := r.queue.next(); queued && (!ok || due.Before(head)) {
-		head, ok = due, true
+	if due, queued := r.queue.next(); queued {
+		if due = due.Add(r.cfg.Slack); !ok || due.Before(head) {
+			head, ok = due, true
+		}
 	}
 	if !ok {
 		return
@@ -428,7 +443,7 @@ func (r *Runner) armLocked() {
 // every probe's end, and the schedule's head and the deadlines' are
 // cold by then: a cache miss each).
 func (r *Runner) armForLocked(at time.Time) {
-	if r.armed && !at.Before(r.armedAt) {
+	if r.armed && !at.Add(r.cfg.Slack).Before(r.armedAt) {
 		return
 	}
 	r.armLocked()

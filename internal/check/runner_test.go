@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -371,6 +372,37 @@ func TestRunnerWarmup(t *testing.T) {
 	}
 }
 
+// TestRunnerWarmupSpread: the real servers there at Start get their
+// first probes in the order they were added (the order of their memory,
+// so the probes sweep it rather than jump around), each at a random
+// point of its own equal share of the warmup; one added later gets a
+// random point of the whole warmup.
+func TestRunnerWarmupSpread(t *testing.T) {
+	h := newHarness(t, func(n int64) int64 { return n - 1 })
+	var scripts []*script
+	for i := range 10 {
+		sc := h.script(ok)
+		scripts = append(scripts, sc)
+		sp := spec("c", sc)
+		sp.Warmup = 10 * s
+		if _, err := h.r.Add(RealServer{ID: fmt.Sprint(i), Weight: 1, Checks: []Spec{sp}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.start()
+	late := h.script(ok)
+	sp := spec("c", late)
+	sp.Warmup = 10 * s
+	h.r.Add(RealServer{ID: "late", Weight: 1, Checks: []Spec{sp}})
+	h.clk.Advance(10 * s)
+	for i, sc := range scripts {
+		diff(t, fmt.Sprint("first probe of ", i), []time.Duration{time.Duration(i+1)*s - 1}, sc.times()[:1])
+	}
+	diff(t, "added later", []time.Duration{10*s - 1}, late.times())
+	want := slices.Repeat([]int64{int64(s)}, 10)
+	diff(t, "random bounds asked", append(want, int64(10*s)), h.rands)
+}
+
 func TestRunnerAddWhileRunningAndRemove(t *testing.T) {
 	h := newHarness(t, nil)
 	h.start()
@@ -408,7 +440,7 @@ func TestRunnerManyServersOneTimer(t *testing.T) {
 	if p := h.clk.Pending(); p != 1 {
 		t.Errorf("%d timers pending for 100 idle checkers, want 1", p)
 	}
-	h.clk.Advance(95 * s)
+	h.clk.Advance(99950 * time.Millisecond) // the last first probe is at 9.9 s
 	for i, sc := range scripts {
 		if n := len(sc.times()); n != 10 {
 			t.Errorf("checker %d probed %d times in 100s, want 10", i, n)
@@ -511,18 +543,25 @@ func TestRunnerSuspend(t *testing.T) {
 	diff(t, "resumed", []time.Duration{70 * s}, idle.times())
 }
 
-// TestRunnerSlack: with Slack, the timer that starts a due probe also
-// starts those due within Slack after it, so two probes 1.5 s apart under
-// a 2 s slack share one wake-up.
+// TestRunnerSlack: with Slack the timer fires Slack after the first probe
+// due and starts every probe due up to Slack after that, so probes due
+// within 2*Slack share one wake-up and none starts more than Slack from
+// its time (early or late).
 func TestRunnerSlack(t *testing.T) {
 	h := newHarness(t, nil)
 	h.r.cfg.Slack = 2 * s
-	a, b := h.script(ok), h.script(ok)
+	a, b, c := h.script(ok), h.script(ok), h.script(ok)
 	h.r.Add(RealServer{ID: "a", Weight: 1, Checks: []Spec{spec("c", a)}})
-	h.start() // a at 0, then every 10 s
+	h.start() // a due at 0, then every 10 s after its probe
 	h.clk.Advance(1500 * time.Millisecond)
-	h.r.Add(RealServer{ID: "b", Weight: 1, Checks: []Spec{spec("c", b)}}) // b at 1.5, then 11.5
-	h.clk.Advance(8500 * time.Millisecond)                                // 10: a's timer starts b's 11.5 too
-	diff(t, "a", []time.Duration{0, 10 * s}, a.times())
-	diff(t, "b", []time.Duration{1500 * time.Millisecond, 10 * s}, b.times())
+	h.r.Add(RealServer{ID: "b", Weight: 1, Checks: []Spec{spec("c", b)}}) // b due at 1.5
+	h.clk.Advance(2400 * time.Millisecond)
+	h.r.Add(RealServer{ID: "c", Weight: 1, Checks: []Spec{spec("c", c)}}) // c due at 3.9
+	h.clk.Advance(30 * s)
+	// 2: a (2 late) and b; 5: c (1.1 late), by the timer a's and b's
+	// deadlines (2 + Timeout) had armed; 14: a and b due 12, c due 15
+	// (1 early); 26: all three due 24.
+	diff(t, "a", []time.Duration{2 * s, 14 * s, 26 * s}, a.times())
+	diff(t, "b", []time.Duration{2 * s, 14 * s, 26 * s}, b.times())
+	diff(t, "c", []time.Duration{5 * s, 14 * s, 26 * s}, c.times())
 }
