@@ -492,3 +492,35 @@ func testSynResend(t *testing.T, mode ReceiveMode) {
 	}
 	checkEmpty(t, &p.mu, &p.ops, &p.timers)
 }
+
+// TestSynRunSleeps: probes started by Queue and Flush, as the Runner's
+// ticks do, every 10 ms, all answered: Run (deadlines, resends) is not
+// woken for them, and does not wake to look at what Flush sent (it woke
+// every 50 ms for that: ten times in this test).
+func TestSynRunSleeps(t *testing.T) {
+	p := testSynProber(t, true)
+	open := openTarget(t)
+	ch := make(chan check.Result, 1)
+	looks := func() int {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.looks
+	}
+	for looks() == 0 {
+		runtime.Gosched()
+	}
+	before := looks()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for range 50 {
+		<-tick.C
+		p.Queue(open, 3*time.Second, func(r check.Result) { ch <- r })
+		p.Flush()
+		if r := result(t, ch, 5*time.Second); !r.OK {
+			t.Fatalf("probe = %+v, want up", r)
+		}
+	}
+	if n := looks() - before; n > 1 {
+		t.Errorf("Run looked %d times in 50 answered probes over 0.5 s, want at most 1 (its idle wake-up)", n)
+	}
+}
