@@ -86,18 +86,14 @@ type Config struct {
 	Grace time.Duration
 	// LateAfter is the lateness Stats counts; 0 means 100ms.
 	LateAfter time.Duration
-	// Slack lets the timer start, with the probes due, those due within
-	// Slack after them: at 10,000 checks a second spread over the
-	// delay_loop, one wake-up per Slack instead of one per probe. Zero
-	// starts each at its time exactly (the tests' fake clock).
+	// Slack is how far from its due time a probe may start, so that
+	// probes due close together share one wake-up: the timer fires Slack
+	// after the first probe due and starts every probe due up to Slack
+	// after that. At 10,000 checks a second spread over the delay_loop
+	// that is one wake-up per 2*Slack instead of one per probe, each probe
+	// within Slack of its time (never more than Slack late). Zero starts
+	// each at its time exactly (the tests' fake clock).
 	Slack time.Duration
-	// Grid puts the first probes of the real servers there at Start (each
-	// at its random point of the warmup) on multiples of Grid from Start,
-	// and later ones on the same grid: probes due at the same time start
-	// in one wake-up, and since each checker's next probe is due a
-	// delay_loop after its probe's end, those that start together stay
-	// together, on time. Zero: no grid (the tests' fake clock).
-	Grid time.Duration
 	// OnEvent receives events in order, one at a time, never with a
 	// Runner lock held.
 	OnEvent func(Event)
@@ -107,19 +103,13 @@ type Config struct {
 }
 
 // DefaultSlack is the Slack for real probes: 10 ms, 1% of the shortest
-// delay_loop keepalived configs use: a probe due within it after another
-// starts with it, never late.
+// delay_loop keepalived configs use; at 10,000 probes a second it makes
+// fifty batches of them a second (a Batcher's one system call each).
+// Each wake-up of an otherwise idle CPU costs far more than its work on
+// a virtual machine (cold caches and TLB after the halt): a hundred
+// batches, with probes only ever early, cost ~5% more CPU on loopback,
+// five hundred (2 ms) ~1% of a core more (docs/benchmarks.md).
 const DefaultSlack = 10 * time.Millisecond
-
-// DefaultGrid is the Grid for real probes: 100 ms, at most ten batches a
-// second whatever the number of checks (at 10,000 a second, a thousand
-// SYNs of a half-open probe each, as many as a CPU's backlog of received
-// packets holds by default, netdev_max_backlog). Each wake-up of an
-// otherwise idle CPU costs far more than its work on a virtual machine
-// (caches and TLB cold after the halt): at 10,000 probes a second, 20 ms
-// apart cost ~4% more CPU on loopback than 100 ms, and 200 ms ~5% less
-// (its 2,000-probe batches take longer to send than Slack, and split).
-const DefaultGrid = 100 * time.Millisecond
 
 // DefaultGrace is the Grace for real probes.
 const DefaultGrace = 250 * time.Millisecond
@@ -139,7 +129,6 @@ type Runner struct {
 	queue    schedule
 	seq      uint64
 	added    uint64
-	epoch    time.Time // Start's time: the Grid's origin
 	tm       clock.Timer
 	hard     fifo.Lanes[expiry] // the Runner's own deadline of each probe in flight
 	armed    bool
@@ -369,7 +358,7 @@ func (r *Runner) Start(ctx context.Context) error {
 	if r.running {
 		return errors.New("check: runner already started")
 	}
-	r.ctx, r.running, r.epoch = ctx, true, r.clk.Now()
+	r.ctx, r.running = ctx, true
 	servers := slices.SortedFunc(maps.Values(r.servers), func(a, b *rsState) int { return cmp.Compare(a.order, b.order) })
 	for i, s := range servers {
 		r.startLocked(s, i, len(servers))
@@ -407,19 +396,8 @@ func (r *Runner) startLocked(s *rsState, i, n int) {
 		if w := int64(c.spec.Warmup); w > 0 {
 			d = time.Duration(w*int64(i)/int64(n) + r.cfg.Rand(max(w/int64(n), 1)))
 		}
-		r.enqueueLocked(c, r.onGrid(now, now.Add(d)))
+		r.enqueueLocked(c, now.Add(d))
 	}
-}
-
-// onGrid is at moved back to the Grid, or now where that is earlier.
-func (r *Runner) onGrid(now, at time.Time) time.Time {
-	if g := r.cfg.Grid; g > 0 {
-		at = r.epoch.Add(at.Sub(r.epoch) / g * g)
-	}
-	if at.Before(now) {
-		return now
-	}
-	return at
 }
 
 func (r *Runner) enqueueLocked(c *checkState, due time.Time) {
@@ -440,8 +418,10 @@ func (r *Runner) armLocked() {
 	if ok {
 		head = e.at
 	}
-	if due, queued := r.queue.next(); queued && (!ok || due.Before(head)) {
-		head, ok = due, true
+	if due, queued := r.queue.next(); queued {
+		if due = due.Add(r.cfg.Slack); !ok || due.Before(head) {
+			head, ok = due, true
+		}
 	}
 	if !ok {
 		return
@@ -463,7 +443,7 @@ func (r *Runner) armLocked() {
 // every probe's end, and the schedule's head and the deadlines' are
 // cold by then: a cache miss each).
 func (r *Runner) armForLocked(at time.Time) {
-	if r.armed && !at.Before(r.armedAt) {
+	if r.armed && !at.Add(r.cfg.Slack).Before(r.armedAt) {
 		return
 	}
 	r.armLocked()

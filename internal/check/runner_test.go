@@ -403,42 +403,6 @@ func TestRunnerWarmupSpread(t *testing.T) {
 	diff(t, "random bounds asked", append(want, int64(10*s)), h.rands)
 }
 
-// TestRunnerGrid: with a Grid, first probes (spread over the warmup as
-// without) start on its multiples from Start, and those that start
-// together stay together; a real server added later joins the grid too,
-// or starts at once when its warmup is shorter than the way to the next
-// grid line back.
-func TestRunnerGrid(t *testing.T) {
-	h := newHarness(t, func(n int64) int64 { return n - 1 })
-	h.r.cfg.Grid = s
-	var scripts []*script
-	for i := range 4 {
-		sc := h.script(ok)
-		scripts = append(scripts, sc)
-		sp := spec("c", sc)
-		sp.Warmup = 8 * s
-		h.r.Add(RealServer{ID: fmt.Sprint(i), Weight: 1, Checks: []Spec{sp}})
-	}
-	h.start()
-	h.clk.Advance(3700 * time.Millisecond)
-	late, now := h.script(ok), h.script(ok)
-	sp := spec("c", late)
-	sp.Warmup = 8 * s
-	h.r.Add(RealServer{ID: "late", Weight: 1, Checks: []Spec{sp}}) // 3.7 + 8 - 1ns: 11
-	h.r.Add(RealServer{ID: "now", Weight: 1, Checks: []Spec{spec("c", now)}})
-	h.clk.Advance(20 * s)
-	// Shares of 2 s each, the latest point of each: 2-1ns, 4-1ns, ...
-	for i, sc := range scripts {
-		at := time.Duration(2*i+1) * s
-		diff(t, fmt.Sprint("probes of ", i), []time.Duration{at, at + 10*s, at + 20*s}[:len(sc.times())], sc.times())
-		if len(sc.times()) < 2 {
-			t.Errorf("checker %d probed %d times in 23.7 s", i, len(sc.times()))
-		}
-	}
-	diff(t, "added later", []time.Duration{11 * s, 21 * s}, late.times())
-	diff(t, "added later, no warmup", []time.Duration{3700 * time.Millisecond, 13700 * time.Millisecond, 23700 * time.Millisecond}, now.times())
-}
-
 func TestRunnerAddWhileRunningAndRemove(t *testing.T) {
 	h := newHarness(t, nil)
 	h.start()
@@ -579,18 +543,25 @@ func TestRunnerSuspend(t *testing.T) {
 	diff(t, "resumed", []time.Duration{70 * s}, idle.times())
 }
 
-// TestRunnerSlack: with Slack, the timer that starts a due probe also
-// starts those due within Slack after it, so two probes 1.5 s apart under
-// a 2 s slack share one wake-up.
+// TestRunnerSlack: with Slack the timer fires Slack after the first probe
+// due and starts every probe due up to Slack after that, so probes due
+// within 2*Slack share one wake-up and none starts more than Slack from
+// its time (early or late).
 func TestRunnerSlack(t *testing.T) {
 	h := newHarness(t, nil)
 	h.r.cfg.Slack = 2 * s
-	a, b := h.script(ok), h.script(ok)
+	a, b, c := h.script(ok), h.script(ok), h.script(ok)
 	h.r.Add(RealServer{ID: "a", Weight: 1, Checks: []Spec{spec("c", a)}})
-	h.start() // a at 0, then every 10 s
+	h.start() // a due at 0, then every 10 s after its probe
 	h.clk.Advance(1500 * time.Millisecond)
-	h.r.Add(RealServer{ID: "b", Weight: 1, Checks: []Spec{spec("c", b)}}) // b at 1.5, then 11.5
-	h.clk.Advance(8500 * time.Millisecond)                                // 10: a's timer starts b's 11.5 too
-	diff(t, "a", []time.Duration{0, 10 * s}, a.times())
-	diff(t, "b", []time.Duration{1500 * time.Millisecond, 10 * s}, b.times())
+	h.r.Add(RealServer{ID: "b", Weight: 1, Checks: []Spec{spec("c", b)}}) // b due at 1.5
+	h.clk.Advance(2400 * time.Millisecond)
+	h.r.Add(RealServer{ID: "c", Weight: 1, Checks: []Spec{spec("c", c)}}) // c due at 3.9
+	h.clk.Advance(30 * s)
+	// 2: a (2 late) and b; 5: c (1.1 late), by the timer a's and b's
+	// deadlines (2 + Timeout) had armed; 14: a and b due 12, c due 15
+	// (1 early); 26: all three due 24.
+	diff(t, "a", []time.Duration{2 * s, 14 * s, 26 * s}, a.times())
+	diff(t, "b", []time.Duration{2 * s, 14 * s, 26 * s}, b.times())
+	diff(t, "c", []time.Duration{5 * s, 14 * s, 26 * s}, c.times())
 }
