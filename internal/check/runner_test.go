@@ -543,25 +543,18 @@ func TestRunnerSuspend(t *testing.T) {
 	diff(t, "resumed", []time.Duration{70 * s}, idle.times())
 }
 
-// TestRunnerSlack: with Slack the timer fires Slack after the first probe
-// due and starts every probe due up to Slack after that, so probes due
-// within 2*Slack share one wake-up and none starts more than Slack from
-// its time (early or late).
+// TestRunnerSlack: with Slack, the timer that starts a due probe also
+// starts those due within Slack after it, so two probes 1.5 s apart under
+// a 2 s slack share one wake-up.
 func TestRunnerSlack(t *testing.T) {
 	h := newHarness(t, nil)
 	h.r.cfg.Slack = 2 * s
-	a, b, c := h.script(ok), h.script(ok), h.script(ok)
+	a, b := h.script(ok), h.script(ok)
 	h.r.Add(RealServer{ID: "a", Weight: 1, Checks: []Spec{spec("c", a)}})
-	h.start() // a due at 0, then every 10 s after its probe
+	h.start() // a at 0, then every 10 s
 	h.clk.Advance(1500 * time.Millisecond)
-	h.r.Add(RealServer{ID: "b", Weight: 1, Checks: []Spec{spec("c", b)}}) // b due at 1.5
-	h.clk.Advance(2400 * time.Millisecond)
-	h.r.Add(RealServer{ID: "c", Weight: 1, Checks: []Spec{spec("c", c)}}) // c due at 3.9
-	h.clk.Advance(30 * s)
-	// 2: a (2 late) and b; 5: c (1.1 late), by the timer a's and b's
-	// deadlines (2 + Timeout) had armed; 14: a and b due 12, c due 15
-	// (1 early); 26: all three due 24.
-	diff(t, "a", []time.Duration{2 * s, 14 * s, 26 * s}, a.times())
-	diff(t, "b", []time.Duration{2 * s, 14 * s, 26 * s}, b.times())
-	diff(t, "c", []time.Duration{5 * s, 14 * s, 26 * s}, c.times())
+	h.r.Add(RealServer{ID: "b", Weight: 1, Checks: []Spec{spec("c", b)}}) // b at 1.5, then 11.5
+	h.clk.Advance(8500 * time.Millisecond)                                // 10: a's timer starts b's 11.5 too
+	diff(t, "a", []time.Duration{0, 10 * s}, a.times())
+	diff(t, "b", []time.Duration{1500 * time.Millisecond, 10 * s}, b.times())
 }
