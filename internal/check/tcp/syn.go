@@ -82,6 +82,7 @@ type SynProber struct {
 	tcErr   error // why the eBPF program could not be set up
 	tx, rx  *batch
 	looks   int // Run's turns of its loop (tests)
+	blocked int // SYNs the kernel did not take (send buffer full), to go again
 }
 
 // SynOptions size a SynProber; zero values take the defaults.
@@ -199,7 +200,7 @@ func OpenSynProber(opt SynOptions) (*SynProber, error) {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
-	p := &SynProber{log: opt.Logger, fd4: -1, fd6: -1, udp4: -1, udp6: -1, core: core[synRef]{evfd: -1, kick: make(chan struct{}, 1), timers: newDeadlines[synRef]()}, max: opt.MaxInFlight,
+	p := &SynProber{log: opt.Logger, fd4: -1, fd6: -1, udp4: -1, udp6: -1, core: core[synRef]{evfd: -1, waitTill: -1, kick: make(chan struct{}, 1), timers: newDeadlines[synRef]()}, max: opt.MaxInFlight,
 		ops: map[synKey]*synOp{}, routes: map[[16]byte]route{}, bound: map[netip.Addr]route{}, oobs: map[netip.Addr][]byte{}, tx: newBatch(ip6Len + synLen), rx: newBatch(replyKeep)}
 	p.resends = fifo.NewLanes(
 		func(r synRef) bool { return r.stale() || !r.o.inflight },
@@ -324,6 +325,11 @@ func (p *SynProber) openSend(protocol, nports int) error {
 			}
 		}
 	}
+	for _, fd := range []int{p.fd4, p.fd6} {
+		if fd >= 0 {
+			setSendBuffer(fd, sendBuffer)
+		}
+	}
 	// Nothing until a filter for the reserved ports is on (IPPROTO_RAW
 	// sockets receive only IP protocol 255, which nobody sends: they keep
 	// this one).
@@ -335,6 +341,22 @@ func (p *SynProber) openSend(protocol, nports int) error {
 		}
 	}
 	return p.reserve(nports)
+}
+
+// sendBuffer is the raw sockets' send buffer. Each SYN in the kernel's
+// queues counts against it until the packet is done with: behind a veth
+// whose other end is slower than the sender (RPS hands its receive work
+// to another CPU), a tick's few hundred SYNs filled the default 208 KiB
+// and the rest came back EAGAIN. 4 MiB holds ~5,000 of them.
+const sendBuffer = 4 << 20
+
+// setSendBuffer sets fd's send buffer to n bytes, above the system's
+// maximum where allowed (CAP_NET_ADMIN, which a raw socket's user
+// usually has), else as high as it allows.
+func setSendBuffer(fd, n int) {
+	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, n) != nil {
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, n)
+	}
 }
 
 // open opens the raw IPPROTO_TCP sockets SYNs leave by and answers are
@@ -847,6 +869,17 @@ func (p *SynProber) flushLocked() {
 		now := int64(-1)
 		for i := 0; i < len(live); {
 			sent, err := p.tx.sendmmsg(fd, i, len(live))
+			if err == unix.EAGAIN || err == unix.ENOBUFS {
+				// The send buffer is full of SYNs still queued in
+				// the kernel: these are not sent, and not failed.
+				if now < 0 {
+					now = mono()
+				}
+				for _, o := range live[i:] {
+					p.blockedLocked(o, now)
+				}
+				break
+			}
 			if err != nil {
 				r := live[i].ref()
 				p.dropLocked(r)
@@ -883,6 +916,27 @@ func (p *SynProber) resendLocked(o *synOp, now int64) {
 	if at := now + int64(o.rto()); at < o.deadline {
 		o.resendAt = at
 		p.sent = append(p.sent, o.ref())
+	}
+}
+
+// blockedRetry is how soon a SYN the kernel did not take (its socket's
+// send buffer full) is sent again: the SYNs ahead of it leave the
+// kernel's queues at the speed of whatever is slower than us.
+const blockedRetry = 5 * time.Millisecond
+
+// blockedLocked queues o, whose SYN the kernel did not take at now, to
+// go again after blockedRetry — within its timeout, else it times out
+// as an unanswered one does — and wakes Run to send it then.
+func (p *SynProber) blockedLocked(o *synOp, now int64) {
+	at := now + int64(blockedRetry)
+	if at >= o.deadline {
+		return
+	}
+	o.resendAt = at
+	p.resends.Push(blockedRetry, o.ref())
+	p.blocked++
+	if p.waitTill < 0 || at < p.waitTill {
+		p.wake()
 	}
 }
 

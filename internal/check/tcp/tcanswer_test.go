@@ -384,30 +384,7 @@ func TestSynEBPFInterfaces(t *testing.T) {
 // tun: sequence number the SYN-ACK's ack, from the probe's port.
 func TestSynEBPFTun(t *testing.T) {
 	inNetns(t)
-	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-	if err != nil {
-		t.Skipf("no tun: %v", err)
-	}
-	defer unix.Close(fd)
-	ifr, err := unix.NewIfreq("kvtun1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ifr.SetUint16(unix.IFF_TUN | unix.IFF_NO_PI)
-	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
-		t.Skipf("no tun: %v", err)
-	}
-	l, err := netlink.LinkByName("kvtun1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr, _ := netlink.ParseAddr("10.99.0.1/24")
-	if err := netlink.AddrAdd(l, addr); err != nil {
-		t.Fatal(err)
-	}
-	if err := netlink.LinkSetUp(l); err != nil {
-		t.Fatal(err)
-	}
+	fd, _ := testTun(t, "kvtun1", "10.99.0.1/24")
 	p := testSynProber(t, true, ReceiveEBPF)
 	local, remote := netip.MustParseAddr("10.99.0.1"), netip.MustParseAddr("10.99.0.2")
 	// next is the next TCP segment out of the tun (IPv4 only: the
@@ -456,6 +433,101 @@ func TestSynEBPFTun(t *testing.T) {
 	}
 	if s := p.Receive(); !strings.HasPrefix(s, "eBPF") {
 		t.Errorf("Receive() = %q", s)
+	}
+}
+
+// testTun makes a tun interface with address cidr, up, in the test's
+// namespace (inNetns); fd is its other end, nonblocking.
+func testTun(t *testing.T, name, cidr string) (int, netlink.Link) {
+	t.Helper()
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Skipf("no tun: %v", err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ifr.SetUint16(unix.IFF_TUN | unix.IFF_NO_PI)
+	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+		t.Skipf("no tun: %v", err)
+	}
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, _ := netlink.ParseAddr(cidr)
+	if err := netlink.AddrAdd(l, addr); err != nil {
+		t.Fatal(err)
+	}
+	if err := netlink.LinkSetUp(l); err != nil {
+		t.Fatal(err)
+	}
+	return fd, l
+}
+
+// TestSynSendBufferFull: SYNs the kernel will not take because the raw
+// socket's send buffer is full of earlier ones still queued (here behind a
+// tun nobody reads; on a director behind a veth whose other end lags) are
+// neither failed nor lost: they go as the queue drains. Each came back
+// "resource temporarily unavailable" and its real server was reported
+// down (105 of them in one run of bench/checks-10k-syn.sh's veth setup).
+func TestSynSendBufferFull(t *testing.T) {
+	inNetns(t)
+	fd, l := testTun(t, "kvtun2", "10.98.0.1/16")
+	// A qdisc that holds the SYNs (a tun drops what its reader leaves):
+	// a token bucket at 1 KB/s, then at 1 GB/s.
+	tbf := func(rate uint64) *netlink.Tbf {
+		return &netlink.Tbf{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: l.Attrs().Index, Handle: netlink.MakeHandle(1, 0), Parent: netlink.HANDLE_ROOT}, Rate: rate, Limit: 1 << 20, Buffer: netlink.Xmittime(rate, 1600)}
+	}
+	if err := netlink.QdiscAdd(tbf(1000)); err != nil {
+		t.Skipf("no tbf qdisc: %v", err)
+	}
+	p := testSynProber(t, true)
+	p.mu.Lock()
+	setSendBuffer(p.fd4, 4096) // a few SYNs' worth
+	p.mu.Unlock()
+	const n = 60
+	want := map[netip.Addr]bool{}
+	ch := make(chan check.Result, n)
+	for i := range n {
+		a := netip.AddrFrom4([4]byte{10, 98, 1, byte(1 + i)})
+		want[a] = true
+		p.Queue(check.Target{Addr: netip.AddrPortFrom(a, 80)}, 1500*time.Millisecond, func(r check.Result) { ch <- r })
+	}
+	p.Flush()
+	p.mu.Lock()
+	blocked := p.blocked
+	p.mu.Unlock()
+	if err := netlink.QdiscReplace(tbf(1 << 30)); err != nil {
+		t.Fatal(err)
+	}
+	// Nobody read the tun so far; now every SYN must come out of it.
+	buf := make([]byte, 2048)
+	for deadline := time.Now().Add(time.Second); len(want) > 0 && time.Now().Before(deadline); {
+		m, err := unix.Read(fd, buf)
+		if errors.Is(err, unix.EAGAIN) {
+			unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 10)
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m >= ip4Len+synLen && buf[0] == 0x45 && buf[9] == unix.IPPROTO_TCP && buf[ip4Len+13] == tcpSYN {
+			delete(want, netip.AddrFrom4([4]byte(buf[16:20])))
+		}
+	}
+	for range n {
+		if r := result(t, ch, 3*time.Second); r.OK || !strings.HasSuffix(r.Reason, "timeout") {
+			t.Fatalf("probe = %+v, want a timeout (nobody answers), not a failed send", r)
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("%d of %d SYNs never left (%d were blocked at first)", len(want), n, blocked)
+	}
+	if blocked == 0 {
+		t.Error("the send buffer never filled: the test tested nothing")
 	}
 }
 
