@@ -372,6 +372,23 @@ func TestRunnerWarmup(t *testing.T) {
 	}
 }
 
+// addWarm adds n real servers "0".."n-1" with one succeeding checker
+// each, warmup w, and returns their scripts.
+func addWarm(t *testing.T, h *harness, n int, w time.Duration) []*script {
+	t.Helper()
+	var scripts []*script
+	for i := range n {
+		sc := h.script(ok)
+		scripts = append(scripts, sc)
+		sp := spec("c", sc)
+		sp.Warmup = w
+		if _, err := h.r.Add(RealServer{ID: fmt.Sprint(i), Weight: 1, Checks: []Spec{sp}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return scripts
+}
+
 // TestRunnerWarmupSpread: the real servers there at Start get their
 // first probes in the order they were added (the order of their memory,
 // so the probes sweep it rather than jump around), each at a random
@@ -379,16 +396,7 @@ func TestRunnerWarmup(t *testing.T) {
 // random point of the whole warmup.
 func TestRunnerWarmupSpread(t *testing.T) {
 	h := newHarness(t, func(n int64) int64 { return n - 1 })
-	var scripts []*script
-	for i := range 10 {
-		sc := h.script(ok)
-		scripts = append(scripts, sc)
-		sp := spec("c", sc)
-		sp.Warmup = 10 * s
-		if _, err := h.r.Add(RealServer{ID: fmt.Sprint(i), Weight: 1, Checks: []Spec{sp}}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	scripts := addWarm(t, h, 10, 10*s)
 	h.start()
 	late := h.script(ok)
 	sp := spec("c", late)
@@ -426,16 +434,7 @@ func TestRunnerAddWhileRunningAndRemove(t *testing.T) {
 
 func TestRunnerManyServersOneTimer(t *testing.T) {
 	h := newHarness(t, nil)
-	var scripts []*script
-	for i := range 100 {
-		sc := h.script(ok)
-		scripts = append(scripts, sc)
-		sp := spec("c", sc)
-		sp.Warmup = 10 * s
-		if _, err := h.r.Add(RealServer{ID: fmt.Sprint(i), Weight: 1, Checks: []Spec{sp}}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	scripts := addWarm(t, h, 100, 10*s)
 	h.start()
 	if p := h.clk.Pending(); p != 1 {
 		t.Errorf("%d timers pending for 100 idle checkers, want 1", p)
