@@ -832,17 +832,20 @@ func (p *SynProber) launchLocked(r synRef) {
 }
 
 // flushLocked sends the pending SYNs, a sendmmsg per run of one family
-// (at most batchMax long). A SYN the kernel refuses fails its probe.
+// (at most batchMax long). A SYN the kernel refuses fails its probe,
+// unless its socket's send buffer is full: then it and the rest of its
+// family's wait (blockedLocked).
 func (p *SynProber) flushLocked() {
 	if len(p.sent) > 0 {
 		p.resendDueLocked(mono())
 	}
+	var full4, full6 bool // the socket's send buffer was full
 	ops := p.pending
 	for len(ops) > 0 {
 		v4 := ops[0].o.remote.Addr().Is4()
-		fd := p.fd4
+		fd, full := p.fd4, &full4
 		if !v4 {
-			fd = p.fd6
+			fd, full = p.fd6, &full6
 		}
 		n, live := 0, p.live[:0]
 		for ; n < len(ops) && len(live) < batchMax && ops[n].o.remote.Addr().Is4() == v4; n++ {
@@ -868,8 +871,13 @@ func (p *SynProber) flushLocked() {
 		ops = ops[n:]
 		now := int64(-1)
 		for i := 0; i < len(live); {
-			sent, err := p.tx.sendmmsg(fd, i, len(live))
-			if err == unix.EAGAIN || err == unix.ENOBUFS {
+			var sent int
+			var err error
+			if !*full {
+				sent, err = p.tx.sendmmsg(fd, i, len(live))
+				*full = err == unix.EAGAIN || err == unix.ENOBUFS
+			}
+			if *full {
 				// The send buffer is full of SYNs still queued in
 				// the kernel: these are not sent, and not failed.
 				if now < 0 {

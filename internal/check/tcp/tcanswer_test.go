@@ -392,21 +392,15 @@ func TestSynEBPFTun(t *testing.T) {
 	buf := make([]byte, 2048)
 	next := func() []byte {
 		t.Helper()
-		for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); {
-			n, err := unix.Read(fd, buf)
-			if errors.Is(err, unix.EAGAIN) {
-				unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 100)
-				continue
+		for deadline := time.Now().Add(3 * time.Second); ; {
+			pkt := readTun(t, fd, buf, deadline)
+			if pkt == nil {
+				t.Fatal("nothing came out of the tun")
 			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if n >= ip4Len+rstLen && buf[0] == 0x45 && buf[9] == unix.IPPROTO_TCP {
-				return buf[:n]
+			if len(pkt) >= ip4Len+rstLen && pkt[0] == 0x45 && pkt[9] == unix.IPPROTO_TCP {
+				return pkt
 			}
 		}
-		t.Fatal("nothing came out of the tun")
-		return nil
 	}
 	ch := make(chan check.Result, 1)
 	p.Start(check.Target{Addr: netip.AddrPortFrom(remote, 80)}, 3*time.Second, func(r check.Result) { ch <- r })
@@ -467,6 +461,24 @@ func testTun(t *testing.T, name, cidr string) (int, netlink.Link) {
 	return fd, l
 }
 
+// readTun is the next packet out of the tun whose other end is fd, read
+// into buf, or nil when none came by deadline.
+func readTun(t *testing.T, fd int, buf []byte, deadline time.Time) []byte {
+	t.Helper()
+	for time.Now().Before(deadline) {
+		n, err := unix.Read(fd, buf)
+		if errors.Is(err, unix.EAGAIN) {
+			unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 10)
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return buf[:n]
+	}
+	return nil
+}
+
 // TestSynSendBufferFull: SYNs the kernel will not take because the raw
 // socket's send buffer is full of earlier ones still queued (here behind a
 // tun nobody reads; on a director behind a veth whose other end lags) are
@@ -505,17 +517,13 @@ func TestSynSendBufferFull(t *testing.T) {
 	}
 	// Nobody read the tun so far; now every SYN must come out of it.
 	buf := make([]byte, 2048)
-	for deadline := time.Now().Add(time.Second); len(want) > 0 && time.Now().Before(deadline); {
-		m, err := unix.Read(fd, buf)
-		if errors.Is(err, unix.EAGAIN) {
-			unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 10)
-			continue
+	for deadline := time.Now().Add(time.Second); len(want) > 0; {
+		pkt := readTun(t, fd, buf, deadline)
+		if pkt == nil {
+			break
 		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if m >= ip4Len+synLen && buf[0] == 0x45 && buf[9] == unix.IPPROTO_TCP && buf[ip4Len+13] == tcpSYN {
-			delete(want, netip.AddrFrom4([4]byte(buf[16:20])))
+		if len(pkt) >= ip4Len+synLen && pkt[0] == 0x45 && pkt[9] == unix.IPPROTO_TCP && pkt[ip4Len+13] == tcpSYN {
+			delete(want, netip.AddrFrom4([4]byte(pkt[16:20])))
 		}
 	}
 	for range n {
