@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/ipv4"
@@ -83,6 +84,18 @@ type SynProber struct {
 	tx, rx  *batch
 	looks   int // Run's turns of its loop (tests)
 	blocked int // SYNs the kernel did not take (send buffer full), to go again
+
+	// Pacing (flushLocked): SYNs stop going while window of those sent
+	// since the last lull are unanswered; the rest go as answers come,
+	// or after a lull of pause.
+	window    int           // unanswered SYNs there may be
+	pause     time.Duration // a lull: this long without sending
+	burstSent int           // SYNs sent since the last lull
+	burstBase uint64        // answers() at the last lull
+	lastSent  int64         // when SYNs last went (mono)
+	held      bool          // pending SYNs wait for answers
+	answered  uint64        // answers the readers parsed (answers() where no eBPF)
+	paced     int           // times SYNs stopped for answers (tests)
 }
 
 // SynOptions size a SynProber; zero values take the defaults.
@@ -200,7 +213,7 @@ func OpenSynProber(opt SynOptions) (*SynProber, error) {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
-	p := &SynProber{log: opt.Logger, fd4: -1, fd6: -1, udp4: -1, udp6: -1, core: core[synRef]{evfd: -1, waitTill: -1, kick: make(chan struct{}, 1), timers: newDeadlines[synRef]()}, max: opt.MaxInFlight,
+	p := &SynProber{log: opt.Logger, fd4: -1, fd6: -1, udp4: -1, udp6: -1, core: core[synRef]{evfd: -1, waitTill: -1, kick: make(chan struct{}, 1), timers: newDeadlines[synRef]()}, max: opt.MaxInFlight, window: paceWindow, pause: pacePause,
 		ops: map[synKey]*synOp{}, routes: map[[16]byte]route{}, bound: map[netip.Addr]route{}, oobs: map[netip.Addr][]byte{}, tx: newBatch(ip6Len + synLen), rx: newBatch(replyKeep)}
 	p.resends = fifo.NewLanes(
 		func(r synRef) bool { return r.stale() || !r.o.inflight },
@@ -593,6 +606,9 @@ func (p *SynProber) Run(ctx context.Context) error {
 		if r, ok := p.resends.Next(); ok {
 			p.waitTill = min(p.waitTill, r.o.resendAt)
 		}
+		if p.held {
+			p.waitTill = min(p.waitTill, p.lastSent+int64(p.pause))
+		}
 		wait := time.Duration(p.waitTill - now)
 		out, dones = deliver(&p.mu, out, dones)
 		tm.Reset(wait)
@@ -615,6 +631,9 @@ func (p *SynProber) readLoop(ctx context.Context, f *os.File, read func(out []sy
 			p.mu.Lock()
 			var got bool
 			out, got = read(out)
+			if got && p.held {
+				p.flushLocked() // a burst waits for these answers
+			}
 			p.mu.Unlock()
 			return got
 		})
@@ -681,6 +700,7 @@ func (p *SynProber) readLocked(fd int, out []synRef) []synRef {
 
 // answerLocked finishes the probe r, read at now (mono), answers, if any.
 func (p *SynProber) answerLocked(r reply, now int64, out []synRef) []synRef {
+	p.answered++
 	o := p.ops[synKey{r.remote.Addr().As16(), r.remote.Port(), r.localPort}]
 	if o == nil || r.flags&tcpACK == 0 || r.ack != o.isn+1 {
 		return out // a late answer to an earlier probe, or not ours
@@ -832,23 +852,49 @@ func (p *SynProber) launchLocked(r synRef) {
 }
 
 // flushLocked sends the pending SYNs, a sendmmsg per run of one family
-// (at most batchMax long). A SYN the kernel refuses fails its probe,
-// unless its socket's send buffer is full: then it and the rest of its
-// family's wait (blockedLocked).
+// (at most batchMax long), paced: once window of the SYNs sent since
+// the last lull (pause without sending) are unanswered, the rest wait in
+// pending for answers (a reader that reads some flushes again) or for
+// the lull (Run flushes then), after which silent real servers hold
+// them up no longer. A receiver slower than we send (a veth's NAPI ring
+// of 256 packets, a CPU's backlog of 1,000) takes a burst of any size
+// so, where a thousand SYNs at once overflowed it, and each lost SYN
+// timed its probe out; on loopback the answers come during the
+// sendmmsg itself, and nothing waits. A SYN the kernel refuses fails
+// its probe, unless its socket's send buffer is full: then it and the
+// rest of its family's wait (blockedLocked).
 func (p *SynProber) flushLocked() {
 	if len(p.sent) > 0 {
 		p.resendDueLocked(mono())
 	}
+	if len(p.pending) == 0 {
+		p.held = false
+		return
+	}
+	if mono()-p.lastSent >= int64(p.pause) {
+		p.burstSent, p.burstBase = 0, p.answers()
+	}
 	var full4, full6 bool // the socket's send buffer was full
+	progressed := false
 	ops := p.pending
 	for len(ops) > 0 {
+		room := p.window - p.burstSent + int(p.answers()-p.burstBase)
+		if room <= 0 {
+			if !p.held || progressed {
+				p.paced++
+				if at := p.lastSent + int64(p.pause); p.waitTill < 0 || at < p.waitTill {
+					p.wake()
+				}
+			}
+			break
+		}
 		v4 := ops[0].o.remote.Addr().Is4()
 		fd, full := p.fd4, &full4
 		if !v4 {
 			fd, full = p.fd6, &full6
 		}
 		n, live := 0, p.live[:0]
-		for ; n < len(ops) && len(live) < batchMax && ops[n].o.remote.Addr().Is4() == v4; n++ {
+		for ; n < len(ops) && len(live) < min(batchMax, room) && ops[n].o.remote.Addr().Is4() == v4; n++ {
 			o := ops[n].o
 			if ops[n].stale() || !o.inflight {
 				continue // canceled or expired while pending
@@ -903,12 +949,38 @@ func (p *SynProber) flushLocked() {
 				p.resendLocked(o, now)
 			}
 			i += sent
+			p.burstSent += sent
+			p.lastSent = now
+			progressed = true
 		}
 		clear(live)
 		p.live = live[:0]
 	}
-	clear(p.pending)
-	p.pending = p.pending[:0]
+	p.held = len(ops) > 0
+	n := copy(p.pending, ops)
+	clear(p.pending[n:])
+	p.pending = p.pending[:n]
+}
+
+// paceWindow is how many of a burst's SYNs may be unanswered: half a
+// veth's NAPI ring (256), a quarter of a CPU's backlog of received
+// packets (netdev_max_backlog, 1,000), two sendmmsg calls.
+const paceWindow = 2 * batchMax
+
+// pacePause is how long a burst stopped for answers waits for them: at
+// most a window of SYNs a millisecond to servers that never answer,
+// 128,000 a second.
+const pacePause = time.Millisecond
+
+// answers counts the answers seen so far, a number that only grows: the
+// eBPF program's records, as soon as it writes them (each the same
+// size, so the ring buffer's producer position says how many), else
+// those the readers parsed.
+func (p *SynProber) answers() uint64 {
+	if p.tc != nil {
+		return atomic.LoadUint64(p.tc.prodPos) / recordLen
+	}
+	return p.answered
 }
 
 // synRTO is how long a SYN waits for an answer before it is sent again,

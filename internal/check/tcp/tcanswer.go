@@ -74,7 +74,8 @@ const (
 	recV6      = 9
 	recAddr    = 16
 	answerLen  = 32
-	answerRing = 1 << 20 // 26,214 answers (each 40 bytes with its header)
+	recordLen  = 8 + answerLen // with the ring buffer's header
+	answerRing = 1 << 20       // 26,214 answers (each 40 bytes with its header)
 )
 
 // rstLen is a RST's TCP header: no options.

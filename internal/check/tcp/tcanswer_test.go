@@ -539,6 +539,84 @@ func TestSynSendBufferFull(t *testing.T) {
 	}
 }
 
+// TestSynPacing: a burst of SYNs stops once a window of them are
+// unanswered (here: behind a tun whose other end, the test, answers
+// only some), the answers that come let as many more go, and a burst
+// that got none goes on after the pause — silent real servers do not
+// hold the rest back. A thousand SYNs at once overflowed the NAPI ring
+// of the veth in bench/checks-10k-syn.sh's napi setup (256 packets):
+// 10-12 real servers falsely down.
+func TestSynPacing(t *testing.T) { receiveModes(t, testSynPacing) }
+
+func testSynPacing(t *testing.T, mode ReceiveMode) {
+	inNetns(t)
+	fd, _ := testTun(t, "kvtun3", "10.97.0.1/16")
+	p := testSynProber(t, true, mode)
+	p.mu.Lock()
+	p.pause = time.Hour // only answers let more go, until the end
+	window := p.window
+	p.mu.Unlock()
+	local := netip.MustParseAddr("10.97.0.1")
+	n := 2*window + 10
+	for i := range n {
+		a := netip.AddrFrom4([4]byte{10, 97, 1 + byte(i/250), byte(1 + i%250)})
+		p.Queue(check.Target{Addr: netip.AddrPortFrom(a, 80)}, time.Minute, func(check.Result) {})
+	}
+	p.Flush()
+	// syns reads k SYNs out of the tun (the RSTs for the answers, and
+	// the kernel's own IPv6 chatter, skipped).
+	buf := make([]byte, 2048)
+	type sent struct {
+		remote netip.Addr
+		port   uint16
+		isn    uint32
+	}
+	syns := func(k int) []sent {
+		t.Helper()
+		var got []sent
+		for deadline := time.Now().Add(3 * time.Second); len(got) < k; {
+			pkt := readTun(t, fd, buf, deadline)
+			if pkt == nil {
+				t.Fatalf("%d of %d SYNs came out of the tun", len(got), k)
+			}
+			if len(pkt) >= ip4Len+synLen && pkt[0] == 0x45 && pkt[9] == unix.IPPROTO_TCP && pkt[ip4Len+13] == tcpSYN {
+				seg := pkt[ip4Len:]
+				got = append(got, sent{netip.AddrFrom4([4]byte(pkt[16:20])), binary.BigEndian.Uint16(seg[0:]), binary.BigEndian.Uint32(seg[4:])})
+			}
+		}
+		return got
+	}
+	// waiting is how many SYNs the prober holds back.
+	waiting := func() int {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return len(p.pending)
+	}
+	first := syns(window)
+	if w := waiting(); w != n-window {
+		t.Fatalf("after the first window: %d SYNs wait, want %d", w, n-window)
+	}
+	const k = 20
+	for _, s := range first[:k] {
+		if _, err := unix.Write(fd, synAck(s.remote, local, s.port, s.isn+1, tcpSYN|tcpACK)[ethLen:]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	syns(k)
+	if w := waiting(); w != n-window-k {
+		t.Fatalf("after %d answers: %d SYNs wait, want %d", k, w, n-window-k)
+	}
+	// No more answers: after the pause the rest go, in a new burst.
+	p.mu.Lock()
+	p.pause = 10 * time.Millisecond
+	p.wake()
+	p.mu.Unlock()
+	syns(n - window - k)
+	if w := waiting(); w != 0 {
+		t.Fatalf("after the pause: %d SYNs wait, want none", w)
+	}
+}
+
 // TestSynEBPFConntrack: where connection tracking is on (an nftables
 // rule that uses it, in a namespace of the test's own), the program only
 // records the SYN-ACKs and the kernel resets them, through netfilter —
