@@ -141,7 +141,7 @@ func TestRunner10k(t *testing.T) {
 		ran := make(chan struct{})
 		go func() { syn.Run(sctx); close(ran) }()
 		defer func() { stop(); <-ran; syn.Close() }()
-		r = check.NewRunner(check.Config{Clock: clock.Real{}, Grace: check.DefaultGrace, Slack: check.DefaultSlack, OnEvent: onEvent})
+		r = check.NewRunner(check.Config{Clock: clock.Real{}, Grace: check.DefaultGrace, Slack: check.DefaultSlack, Grid: check.DefaultGrid, OnEvent: onEvent})
 	}
 	for i := range n {
 		tg := check.Target{Addr: netip.AddrPortFrom(lo, ports[i%len(ports)])}

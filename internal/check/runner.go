@@ -91,6 +91,15 @@ type Config struct {
 	// delay_loop, one wake-up per Slack instead of one per probe. Zero
 	// starts each at its time exactly (the tests' fake clock).
 	Slack time.Duration
+	// Grid is a period (from Start) whose multiples probes are put on,
+	// so that the probes due about together start in one wake-up: a
+	// first probe (at its random point of the warmup) on the last grid
+	// line before it, or at once where that has passed; a next one on
+	// the last line before keepalived's time for it (delay_loop, or
+	// delay_before_retry, after the probe's end) where that is at most a
+	// tenth of the wait early. Probes that start together end about
+	// together, so they stay together, on time. Zero: no grid.
+	Grid time.Duration
 	// OnEvent receives events in order, one at a time, never with a
 	// Runner lock held.
 	OnEvent func(Event)
@@ -100,10 +109,20 @@ type Config struct {
 }
 
 // DefaultSlack is the Slack for real probes: 10 ms, 1% of the shortest
-// delay_loop keepalived configs use; at 10,000 probes a second it makes
-// a hundred batches of them a second (a Batcher's one system call each)
-// instead of five hundred at 2 ms, ~1% of a core less.
+// delay_loop keepalived configs use. Without a Grid, at 10,000 probes a
+// second, its batches settle at ~34 a second (a Batcher's one system
+// call each; five hundred at 2 ms cost ~1% of a core more).
 const DefaultSlack = 10 * time.Millisecond
+
+// DefaultGrid is the Grid for real probes: 100 ms, ten batches a second
+// whatever the number of checks (at 10,000 a second, a thousand SYNs of
+// a half-open probe each, which the prober paces to its receivers). Each
+// wake-up of an otherwise idle CPU costs far more than its work on a
+// virtual machine (caches and TLB cold after the halt): on loopback, at
+// 10,000 probes a second, the Slack's ~34 batches a second cost ~10%
+// more CPU than ten (docs/benchmarks.md, session 9). Probes start at
+// most a tenth of their wait early, never late.
+const DefaultGrid = 100 * time.Millisecond
 
 // DefaultGrace is the Grace for real probes.
 const DefaultGrace = 250 * time.Millisecond
@@ -123,6 +142,7 @@ type Runner struct {
 	queue    schedule
 	seq      uint64
 	added    uint64
+	epoch    time.Time // Start's time: the Grid's origin
 	tm       clock.Timer
 	hard     fifo.Lanes[expiry] // the Runner's own deadline of each probe in flight
 	armed    bool
@@ -352,7 +372,7 @@ func (r *Runner) Start(ctx context.Context) error {
 	if r.running {
 		return errors.New("check: runner already started")
 	}
-	r.ctx, r.running = ctx, true
+	r.ctx, r.running, r.epoch = ctx, true, r.clk.Now()
 	servers := slices.SortedFunc(maps.Values(r.servers), func(a, b *rsState) int { return cmp.Compare(a.order, b.order) })
 	for i, s := range servers {
 		r.startLocked(s, i, len(servers))
@@ -390,8 +410,17 @@ func (r *Runner) startLocked(s *rsState, i, n int) {
 		if w := int64(c.spec.Warmup); w > 0 {
 			d = time.Duration(w*int64(i)/int64(n) + r.cfg.Rand(max(w/int64(n), 1)))
 		}
-		r.enqueueLocked(c, now.Add(d))
+		r.enqueueLocked(c, maxTime(r.gridLine(now.Add(d)), now))
 	}
+}
+
+// gridLine is the last line of the Grid at or before at (at itself
+// without a grid).
+func (r *Runner) gridLine(at time.Time) time.Time {
+	if g := r.cfg.Grid; g > 0 {
+		return r.epoch.Add(at.Sub(r.epoch) / g * g)
+	}
+	return at
 }
 
 func (r *Runner) enqueueLocked(c *checkState, due time.Time) {
@@ -634,7 +663,11 @@ func (r *Runner) applyLocked(c *checkState, res Result) {
 	if c.spec.FromStart {
 		from = c.started
 	}
-	r.enqueueLocked(c, maxTime(from.Add(d), now))
+	due := maxTime(from.Add(d), now)
+	if g := r.gridLine(due); due.Sub(g) <= d/10 && !g.Before(now) {
+		due = g
+	}
+	r.enqueueLocked(c, due)
 	r.armForLocked(c.due)
 }
 

@@ -29,7 +29,7 @@ func BenchmarkRunnerProbe(b *testing.B) {
 }
 
 func benchRunner(b *testing.B, delayLoop time.Duration) {
-	r := NewRunner(Config{Clock: clock.Real{}, Grace: DefaultGrace, Slack: DefaultSlack})
+	r := NewRunner(Config{Clock: clock.Real{}, Grace: DefaultGrace, Slack: DefaultSlack, Grid: DefaultGrid})
 	f := &instantFlusher{}
 	for i := range 10000 {
 		sp := Spec{Name: "TCP_CHECK", Checker: &instantStarter{f: f}, Timeout: time.Second, DelayLoop: delayLoop, Warmup: delayLoop, Retry: 1, DelayBeforeRetry: time.Second}

@@ -411,6 +411,45 @@ func TestRunnerWarmupSpread(t *testing.T) {
 	diff(t, "random bounds asked", append(want, int64(10*s)), h.rands)
 }
 
+// TestRunnerGrid: with a Grid, first probes (spread over the warmup as
+// without) start on the last grid line before their time; later ones on
+// the last line before keepalived's time (the wait after the probe's
+// end) where that is at most a tenth of the wait early — so probes that
+// started together stay together — and at keepalived's time where not.
+// None is ever late.
+func TestRunnerGrid(t *testing.T) {
+	h := newHarness(t, func(n int64) int64 { return n - 1 })
+	h.r.cfg.Grid = s
+	scripts := addWarm(t, h, 4, 8*s)
+	slow := h.script(ok, hang, hang, ok)
+	sp := spec("slow", slow)
+	sp.Timeout = 2500 * time.Millisecond
+	h.r.Add(RealServer{ID: "slow", Weight: 1, Checks: []Spec{sp}})
+	h.start()
+	h.clk.Advance(3700 * time.Millisecond)
+	late := h.script(ok)
+	h.r.Add(RealServer{ID: "late", Weight: 1, Checks: []Spec{spec("late", late)}})
+	h.clk.Advance(30 * s)
+	// Five real servers at Start: shares of 1.6 s of the warmup, the
+	// latest point of each (1.6 s - 1ns, 3.2 s - 1ns...), on the line
+	// before it; then every delay_loop (10 s) on the grid.
+	for i, sc := range scripts {
+		at := []time.Duration{1 * s, 3 * s, 4 * s, 6 * s}[i]
+		diff(t, fmt.Sprint("probes of ", i), []time.Duration{at, at + 10*s, at + 20*s, at + 30*s}[:len(sc.times())], sc.times())
+		if len(sc.times()) < 3 {
+			t.Errorf("checker %d probed %d times in 33.7 s", i, len(sc.times()))
+		}
+	}
+	ms := time.Millisecond
+	// 0: up; 10: hangs till 12.5, its retry due 2 s later, 14.5: the line
+	// before, 14, is more than a tenth of the wait early; 14.5 hangs till
+	// 17, down, then delay_loop: 27 (on the grid).
+	diff(t, "slow", []time.Duration{0, 10 * s, 14500 * ms, 27 * s}, slow.times())
+	// Added at 3.7 s without warmup: at once, then 13.7 s moved back to
+	// 13 (0.7 s early, a tenth of the delay_loop is 1 s), then the grid.
+	diff(t, "added later", []time.Duration{3700 * ms, 13 * s, 23 * s, 33 * s}, late.times())
+}
+
 func TestRunnerAddWhileRunningAndRemove(t *testing.T) {
 	h := newHarness(t, nil)
 	h.start()

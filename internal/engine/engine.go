@@ -87,7 +87,7 @@ func New(dp dataplane.Dataplane, log *slog.Logger, opt Options) *Engine {
 	if opt.Checks {
 		e.runner = opt.Runner
 		if e.runner == nil {
-			e.runner = check.NewRunner(check.Config{Clock: opt.Clock, Grace: check.DefaultGrace, Slack: check.DefaultSlack, Logger: log})
+			e.runner = check.NewRunner(check.Config{Clock: opt.Clock, Grace: check.DefaultGrace, Slack: check.DefaultSlack, Grid: check.DefaultGrid, Logger: log})
 		}
 		e.runner.SetOnEvent(e.onEvent)
 	}
