@@ -47,6 +47,17 @@ type Batcher interface {
 	Flusher() Flusher
 }
 
+// Aligned is a Checker whose probes cost less the more of them start in
+// one wake-up: the half-open TCP_CHECK, a thousand SYNs a flush, answered
+// in that flush's own system calls on loopback. The Runner puts only
+// these on its Grid; a connect probe costs more in thousands at once
+// (that many sockets alive together), and a goroutine's probe would only
+// queue for the Runner's MaxProbes.
+type Aligned interface {
+	Checker
+	Aligned()
+}
+
 // Flusher sends the probes queued on it.
 type Flusher interface {
 	Flush()

@@ -91,14 +91,15 @@ type Config struct {
 	// delay_loop, one wake-up per Slack instead of one per probe. Zero
 	// starts each at its time exactly (the tests' fake clock).
 	Slack time.Duration
-	// Grid is a period (from Start) whose multiples probes are put on,
-	// so that the probes due about together start in one wake-up: a
-	// first probe (at its random point of the warmup) on the last grid
-	// line before it, or at once where that has passed; a next one on
-	// the last line before keepalived's time for it (delay_loop, or
-	// delay_before_retry, after the probe's end) where that is at most a
-	// tenth of the wait early. Probes that start together end about
-	// together, so they stay together, on time. Zero: no grid.
+	// Grid is a period (from Start) whose multiples the probes of
+	// Aligned checkers are put on, so that those due about together
+	// start in one wake-up: a first probe (at its random point of the
+	// warmup) on the last grid line before it, or at once where that has
+	// passed; a next one on the last line before keepalived's time for it
+	// (delay_loop, or delay_before_retry, after the probe's end) where
+	// that is at most a tenth of the wait early. Probes that start
+	// together end about together, so they stay together, on time. Zero:
+	// no grid.
 	Grid time.Duration
 	// OnEvent receives events in order, one at a time, never with a
 	// Runner lock held.
@@ -182,6 +183,7 @@ type checkState struct {
 	cancel   context.CancelFunc
 	done     Done // a Starter's probes report here
 	spec     Spec
+	grid     bool // its probes go on the Grid (Aligned)
 
 	v      verdict
 	weight *int // last weight from this dynamic checker
@@ -276,6 +278,7 @@ func (r *Runner) Add(rs RealServer) (Status, error) {
 			c = &block.more[i-1]
 		}
 		*c = checkState{rs: s, spec: sp, v: verdict{up: !sp.Alpha}}
+		_, c.grid = sp.Checker.(Aligned)
 		if _, ok := sp.Checker.(Starter); ok {
 			// One callback for all of the checker's probes: the
 			// generation it was started with tells a late one.
@@ -410,7 +413,11 @@ func (r *Runner) startLocked(s *rsState, i, n int) {
 		if w := int64(c.spec.Warmup); w > 0 {
 			d = time.Duration(w*int64(i)/int64(n) + r.cfg.Rand(max(w/int64(n), 1)))
 		}
-		r.enqueueLocked(c, maxTime(r.gridLine(now.Add(d)), now))
+		at := now.Add(d)
+		if c.grid {
+			at = maxTime(r.gridLine(at), now)
+		}
+		r.enqueueLocked(c, at)
 	}
 }
 
@@ -664,7 +671,7 @@ func (r *Runner) applyLocked(c *checkState, res Result) {
 		from = c.started
 	}
 	due := maxTime(from.Add(d), now)
-	if g := r.gridLine(due); due.Sub(g) <= d/10 && !g.Before(now) {
+	if g := r.gridLine(due); c.grid && due.Sub(g) <= d/10 && !g.Before(now) {
 		due = g
 	}
 	r.enqueueLocked(c, due)

@@ -373,14 +373,17 @@ func TestRunnerWarmup(t *testing.T) {
 }
 
 // addWarm adds n real servers "0".."n-1" with one succeeding checker
-// each, warmup w, and returns their scripts.
-func addWarm(t *testing.T, h *harness, n int, w time.Duration) []*script {
+// each (Aligned with aligned), warmup w, and returns their scripts.
+func addWarm(t *testing.T, h *harness, n int, w time.Duration, aligned bool) []*script {
 	t.Helper()
 	var scripts []*script
 	for i := range n {
 		sc := h.script(ok)
 		scripts = append(scripts, sc)
 		sp := spec("c", sc)
+		if aligned {
+			sp.Checker = alignedScript{sc}
+		}
 		sp.Warmup = w
 		if _, err := h.r.Add(RealServer{ID: fmt.Sprint(i), Weight: 1, Checks: []Spec{sp}}); err != nil {
 			t.Fatal(err)
@@ -396,7 +399,7 @@ func addWarm(t *testing.T, h *harness, n int, w time.Duration) []*script {
 // random point of the whole warmup.
 func TestRunnerWarmupSpread(t *testing.T) {
 	h := newHarness(t, func(n int64) int64 { return n - 1 })
-	scripts := addWarm(t, h, 10, 10*s)
+	scripts := addWarm(t, h, 10, 10*s, false)
 	h.start()
 	late := h.script(ok)
 	sp := spec("c", late)
@@ -420,15 +423,16 @@ func TestRunnerWarmupSpread(t *testing.T) {
 func TestRunnerGrid(t *testing.T) {
 	h := newHarness(t, func(n int64) int64 { return n - 1 })
 	h.r.cfg.Grid = s
-	scripts := addWarm(t, h, 4, 8*s)
+	scripts := addWarm(t, h, 4, 8*s, true)
 	slow := h.script(ok, hang, hang, ok)
-	sp := spec("slow", slow)
+	sp := spec("slow", alignedScript{slow})
 	sp.Timeout = 2500 * time.Millisecond
 	h.r.Add(RealServer{ID: "slow", Weight: 1, Checks: []Spec{sp}})
 	h.start()
 	h.clk.Advance(3700 * time.Millisecond)
-	late := h.script(ok)
-	h.r.Add(RealServer{ID: "late", Weight: 1, Checks: []Spec{spec("late", late)}})
+	late, plain := h.script(ok), h.script(ok)
+	h.r.Add(RealServer{ID: "late", Weight: 1, Checks: []Spec{spec("late", alignedScript{late})}})
+	h.r.Add(RealServer{ID: "plain", Weight: 1, Checks: []Spec{spec("plain", plain)}})
 	h.clk.Advance(30 * s)
 	// Five real servers at Start: shares of 1.6 s of the warmup, the
 	// latest point of each (1.6 s - 1ns, 3.2 s - 1ns...), on the line
@@ -448,7 +452,14 @@ func TestRunnerGrid(t *testing.T) {
 	// Added at 3.7 s without warmup: at once, then 13.7 s moved back to
 	// 13 (0.7 s early, a tenth of the delay_loop is 1 s), then the grid.
 	diff(t, "added later", []time.Duration{3700 * ms, 13 * s, 23 * s, 33 * s}, late.times())
+	// A checker that is not Aligned keeps keepalived's times.
+	diff(t, "not aligned", []time.Duration{3700 * ms, 13700 * ms, 23700 * ms, 33700 * ms}, plain.times())
 }
+
+// alignedScript is a script the Runner puts on its Grid.
+type alignedScript struct{ *script }
+
+func (alignedScript) Aligned() {}
 
 func TestRunnerAddWhileRunningAndRemove(t *testing.T) {
 	h := newHarness(t, nil)
@@ -473,7 +484,7 @@ func TestRunnerAddWhileRunningAndRemove(t *testing.T) {
 
 func TestRunnerManyServersOneTimer(t *testing.T) {
 	h := newHarness(t, nil)
-	scripts := addWarm(t, h, 100, 10*s)
+	scripts := addWarm(t, h, 100, 10*s, false)
 	h.start()
 	if p := h.clk.Pending(); p != 1 {
 		t.Errorf("%d timers pending for 100 idle checkers, want 1", p)
