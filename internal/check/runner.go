@@ -671,8 +671,10 @@ func (r *Runner) applyLocked(c *checkState, res Result) {
 		from = c.started
 	}
 	due := maxTime(from.Add(d), now)
-	if g := r.gridLine(due); c.grid && due.Sub(g) <= d/10 && !g.Before(now) {
-		due = g
+	if c.grid {
+		if g := r.gridLine(due); due.Sub(g) <= d/10 && !g.Before(now) {
+			due = g
+		}
 	}
 	r.enqueueLocked(c, due)
 	r.armForLocked(c.due)

@@ -84,6 +84,13 @@ func (c *core[O]) wake() {
 	unix.Write(c.evfd, one[:])
 }
 
+// wakeBy wakes the loop if it would sleep past at (mono).
+func (c *core[O]) wakeBy(at int64) {
+	if c.waitTill < 0 || at < c.waitTill {
+		c.wake()
+	}
+}
+
 // admitLocked starts o's clock and arms its deadline (waking the loop if
 // it would sleep past it), then launches it when room says a slot is
 // free, else queues it (the wait counts against its timeout).
@@ -91,9 +98,7 @@ func (c *core[O]) admitLocked(o O, room bool, launch func(O)) {
 	b := o.base()
 	b.deadline = mono() + int64(b.timeout)
 	c.timers.Push(b.timeout, o)
-	if c.waitTill < 0 || b.deadline < c.waitTill {
-		c.wake()
-	}
+	c.wakeBy(b.deadline)
 	if !room {
 		c.queued = append(c.queued, o)
 		return

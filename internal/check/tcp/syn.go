@@ -95,7 +95,6 @@ type SynProber struct {
 	lastSent  int64         // when SYNs last went (mono)
 	held      bool          // pending SYNs wait for answers
 	answered  uint64        // answers the readers parsed (answers() where no eBPF)
-	paced     int           // times SYNs stopped for answers (tests)
 	touch     uint64        // flushLocked's sink for the touches
 }
 
@@ -882,10 +881,7 @@ func (p *SynProber) flushLocked() {
 		room := p.window - p.burstSent + int(p.answers()-p.burstBase)
 		if room <= 0 {
 			if !p.held || progressed {
-				p.paced++
-				if at := p.lastSent + int64(p.pause); p.waitTill < 0 || at < p.waitTill {
-					p.wake()
-				}
+				p.wakeBy(p.lastSent + int64(p.pause))
 			}
 			break
 		}
@@ -1026,9 +1022,7 @@ func (p *SynProber) blockedLocked(o *synOp, now int64) {
 	o.resendAt = at
 	p.resends.Push(blockedRetry, o.ref())
 	p.blocked++
-	if p.waitTill < 0 || at < p.waitTill {
-		p.wake()
-	}
+	p.wakeBy(at)
 }
 
 // rto is how long o's last SYN waits for an answer.
